@@ -1,0 +1,215 @@
+"""Every setting ptnudge reads, in one typed class.
+
+Nothing else in the code base reads ``os.environ``: entry points build a ``Settings`` once and
+pass it (or what they need from it) down. A bad value stops the process at start with a
+one-line error that names the variable.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development"})
+DEV_SECRET_KEY = "development-only-secret-key"  # noqa: S105 - refused outside development
+DEFAULT_BROKER_URL = "sqla+sqlite:///ptnudge-broker.db"
+TWILIO_API_URL = "https://api.twilio.com"
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+class SmtpConfig:
+    """The parts of ``PTNUDGE_SMTP_URL`` a mail client needs."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+            raise ValueError("expected smtp://user:pass@host:port or smtps://…")
+        self.host: str = parts.hostname
+        self.ssl: bool = parts.scheme == "smtps"
+        self.port: int = parts.port or (465 if self.ssl else 25)
+        self.username: str | None = parts.username
+        self.password: str | None = parts.password
+        query = parse_qs(parts.query)
+        self.starttls: bool = query.get("starttls", ["0"])[0] in {"1", "true", "yes"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    env: Literal["development", "production", "test"] = Field(
+        "development", validation_alias="PTNUDGE_ENV"
+    )
+    database_url: str = Field("sqlite:///ptnudge.db", validation_alias="PTNUDGE_DATABASE_URL")
+    broker_url: str = Field(DEFAULT_BROKER_URL, validation_alias="PTNUDGE_BROKER_URL")
+    public_url: str = Field("http://localhost:8000", validation_alias="PTNUDGE_PUBLIC_URL")
+    secret_key: SecretStr = Field(
+        SecretStr(DEV_SECRET_KEY), validation_alias="PTNUDGE_SECRET_KEY"
+    )
+    sms_backend: Literal["twilio", "console"] | None = Field(
+        None, validation_alias="PTNUDGE_SMS_BACKEND"
+    )
+    twilio_account_sid: str | None = Field(None, validation_alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(None, validation_alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str | None = Field(None, validation_alias="TWILIO_FROM_NUMBER")
+    twilio_messaging_service_sid: str | None = Field(
+        None, validation_alias="TWILIO_MESSAGING_SERVICE_SID"
+    )
+    twilio_api_url: str = Field(TWILIO_API_URL, validation_alias="PTNUDGE_TWILIO_API_URL")
+    twilio_handles_opt_out_replies: bool = Field(
+        True, validation_alias="PTNUDGE_TWILIO_HANDLES_OPT_OUT_REPLIES"
+    )
+    smtp_url: str | None = Field(None, validation_alias="PTNUDGE_SMTP_URL")
+    email_from: str | None = Field(None, validation_alias="PTNUDGE_EMAIL_FROM")
+    tick_seconds: float = Field(15.0, gt=0, le=3600, validation_alias="PTNUDGE_TICK_SECONDS")
+    programs_dir: Path | None = Field(None, validation_alias="PTNUDGE_PROGRAMS_DIR")
+    log_format: Literal["auto", "json", "text"] = Field("auto", validation_alias="PTNUDGE_LOG_FORMAT")
+    # Delivery tuning. Defaults suit a clinic; tests shorten them.
+    stale_after_seconds: int = Field(900, gt=0, validation_alias="PTNUDGE_STALE_AFTER_SECONDS")
+    min_gap_minutes: int = Field(10, ge=0, le=240, validation_alias="PTNUDGE_MIN_GAP_MINUTES")
+    dispatch_batch_size: int = Field(500, gt=0, validation_alias="PTNUDGE_DISPATCH_BATCH_SIZE")
+    requeue_after_seconds: int = Field(120, gt=0, validation_alias="PTNUDGE_REQUEUE_AFTER_SECONDS")
+    reconcile_after_seconds: int = Field(
+        300, gt=0, validation_alias="PTNUDGE_RECONCILE_AFTER_SECONDS"
+    )
+    send_max_retries: int = Field(6, ge=0, le=20, validation_alias="PTNUDGE_SEND_MAX_RETRIES")
+    reply_window_hours: int = Field(12, gt=0, validation_alias="PTNUDGE_REPLY_WINDOW_HOURS")
+    default_timezone: str = Field("America/Chicago", validation_alias="PTNUDGE_DEFAULT_TIMEZONE")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {exc}") from exc
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError("only sqlite:// and postgresql:// databases are supported")
+        return value
+
+    @field_validator("public_url", "twilio_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError(f"expected an http(s):// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value:
+            SmtpConfig(value)
+        return value or None
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("programs_dir")
+    @classmethod
+    def _programs_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a folder")
+        return value
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        if self.env == "development" or self.env == "test":
+            return self
+        secret = self.secret_key.get_secret_value()
+        if secret == DEV_SECRET_KEY or secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
+            raise ValueError(
+                "PTNUDGE_SECRET_KEY must be set to a real secret (16+ characters) outside development"
+            )
+        if self.resolved_sms_backend == "twilio":
+            token = self.twilio_auth_token.get_secret_value() if self.twilio_auth_token else ""
+            if token.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("TWILIO_AUTH_TOKEN must be set outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _twilio_complete(self) -> Settings:
+        if self.resolved_sms_backend != "twilio":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+            )
+            if not value
+        ]
+        if not (self.twilio_from_number or self.twilio_messaging_service_sid):
+            missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        if missing:
+            raise ValueError("PTNUDGE_SMS_BACKEND=twilio needs " + ", ".join(missing))
+        return self
+
+    @property
+    def resolved_sms_backend(self) -> Literal["twilio", "console"]:
+        if self.sms_backend is not None:
+            return self.sms_backend
+        return "twilio" if self.twilio_account_sid and self.twilio_auth_token else "console"
+
+    @property
+    def sms_enabled(self) -> bool:
+        """True when SMS really leave the building (not the console transport)."""
+        return self.resolved_sms_backend == "twilio"
+
+    @property
+    def email_enabled(self) -> bool:
+        """True when email really leaves the building (an SMTP server is configured)."""
+        return self.smtp_url is not None
+
+    @cached_property
+    def smtp(self) -> SmtpConfig | None:
+        return SmtpConfig(self.smtp_url) if self.smtp_url else None
+
+    @property
+    def is_development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("sqla+")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning a validation error into one line a person
+    can act on: ``PTNUDGE_TICK_SECONDS: Input should be greater than 0``."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)

@@ -1,0 +1,315 @@
+"""The tables: clinics, patients and their plans, reminders, replies, opt-outs and the audit trail.
+
+Reminder rows are the schedule's memory: one row per occurrence that was due (or sent), unique
+per plan item, due time and channel, so no re-run of the dispatcher can create a second one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db import Base
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key for reminders.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored by value as plain text (no native ENUM type): adding a value is a code change,
+    # not a schema migration on PostgreSQL.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=False,
+        length=20,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Channel(enum.StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+
+
+class ChannelChoice(enum.StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    BOTH = "both"
+
+    def channels(self) -> tuple[Channel, ...]:
+        if self is ChannelChoice.BOTH:
+            return (Channel.SMS, Channel.EMAIL)
+        return (Channel(self.value),)
+
+
+class PatientStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    REMOVED = "removed"
+
+
+class ReminderStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # a one-off for later (snooze); the dispatcher queues it when due
+    QUEUED = "queued"  # committed and handed to the broker
+    SENDING = "sending"  # claimed by one worker; the provider may or may not have it
+    SENT = "sent"  # the provider accepted it
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    EXPIRED = "expired"  # due while the system was down: never sent late
+    CANCELED = "canceled"  # opted out, paused or removed before it left
+    MERGED = "merged"  # folded into another message to the same patient
+    UNKNOWN = "unknown"  # a worker died mid-send and the provider cannot tell us
+
+    @property
+    def rank(self) -> int:
+        """Statuses only move forward; a callback that would lower the rank is ignored."""
+        return _RANK[self]
+
+    @property
+    def terminal(self) -> bool:
+        return self not in {
+            ReminderStatus.SCHEDULED,
+            ReminderStatus.QUEUED,
+            ReminderStatus.SENDING,
+            ReminderStatus.SENT,
+        }
+
+
+_RANK = {
+    ReminderStatus.SCHEDULED: 0,
+    ReminderStatus.QUEUED: 1,
+    ReminderStatus.SENDING: 2,
+    ReminderStatus.SENT: 3,
+    ReminderStatus.UNKNOWN: 3,
+    ReminderStatus.DELIVERED: 4,
+    ReminderStatus.UNDELIVERED: 4,
+    ReminderStatus.FAILED: 4,
+    ReminderStatus.EXPIRED: 4,
+    ReminderStatus.CANCELED: 4,
+    ReminderStatus.MERGED: 4,
+}
+
+OPEN_STATUSES = (ReminderStatus.SCHEDULED, ReminderStatus.QUEUED, ReminderStatus.SENDING)
+DELIVERED_STATUSES = (ReminderStatus.SENT, ReminderStatus.DELIVERED)
+
+
+class Outcome(enum.StrEnum):
+    DONE = "done"
+    SKIPPED = "skipped"
+
+
+class Clinic(Base):
+    __tablename__ = "clinics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(320))
+    timezone: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(2))  # default region for patients' numbers
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    patients: Mapped[list[Patient]] = relationship(back_populates="clinic")
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    __table_args__ = (
+        # Enrollment is idempotent on clinic + phone: a CSV imported twice adds nobody.
+        UniqueConstraint("clinic_id", "phone", name="uq_patients_clinic_phone"),
+        Index("ix_patients_phone", "phone"),
+        Index("ix_patients_email", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"))
+    first_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(320))
+    timezone: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(10), default="en")
+    channel: Mapped[ChannelChoice] = mapped_column(_enum(ChannelChoice, "channel_choice"))
+    wake_start: Mapped[dt.time] = mapped_column(Time())
+    wake_end: Mapped[dt.time] = mapped_column(Time())
+    program_id: Mapped[str] = mapped_column(String(64))
+    start_date: Mapped[dt.date] = mapped_column(Date())
+    max_per_day: Mapped[int] = mapped_column(Integer)
+    status: Mapped[PatientStatus] = mapped_column(
+        _enum(PatientStatus, "patient_status"), default=PatientStatus.ACTIVE
+    )
+    paused_until: Mapped[dt.date | None] = mapped_column(Date())  # None while paused: open-ended
+    phone_invalid_code: Mapped[str | None] = mapped_column(String(20))
+    consent_at: Mapped[dt.datetime | None] = mapped_column()
+    consent_method: Mapped[str | None] = mapped_column(String(60))
+    consent_recorded_by: Mapped[str | None] = mapped_column(String(100))
+    last_reply_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    clinic: Mapped[Clinic] = relationship(back_populates="patients")
+    plan_items: Mapped[list[PlanItem]] = relationship(
+        back_populates="patient", cascade="all, delete-orphan", order_by="PlanItem.position"
+    )
+
+
+class PlanItem(Base):
+    """One line of a patient's program, as tuned for them, and when it is next due."""
+
+    __tablename__ = "plan_items"
+    __table_args__ = (
+        # The dispatcher's only query: "due now". Partial, so it stays as small as the set of
+        # items with a future occurrence, and an idle tick reads one index page.
+        Index(
+            "ix_plan_items_next_due",
+            "next_due_at",
+            postgresql_where=text("next_due_at IS NOT NULL"),
+            sqlite_where=text("next_due_at IS NOT NULL"),
+        ),
+        Index("ix_plan_items_patient", "patient_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(40))
+    every_minutes: Mapped[int | None] = mapped_column(Integer)
+    at_times: Mapped[list[str] | None] = mapped_column(JSON)  # ["09:00", "13:00"]
+    days: Mapped[list[str] | None] = mapped_column(JSON)  # ["mon", "wed"]; None: every day
+    next_due_at: Mapped[dt.datetime | None] = mapped_column()
+    last_due_at: Mapped[dt.datetime | None] = mapped_column()
+
+    patient: Mapped[Patient] = relationship(back_populates="plan_items")
+
+
+class Reminder(Base):
+    """One message to one patient on one channel: an occurrence of a plan item, or a system
+    message (welcome, confirmations) with no plan item."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("plan_item_id", "due_at", "channel", name="uq_reminders_occurrence"),
+        # The sweeper looks only at unfinished rows; the partial index keeps that cheap however
+        # many finished reminders pile up.
+        Index(
+            "ix_reminders_open",
+            "status",
+            "queued_at",
+            postgresql_where=text("status IN ('scheduled', 'queued', 'sending')"),
+            sqlite_where=text("status IN ('scheduled', 'queued', 'sending')"),
+        ),
+        Index("ix_reminders_patient_due", "patient_id", "due_at"),
+        Index("ix_reminders_provider_id", "provider_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    plan_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plan_items.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    actionable: Mapped[bool] = mapped_column(Boolean, default=True)
+    due_at: Mapped[dt.datetime] = mapped_column()
+    status: Mapped[ReminderStatus] = mapped_column(_enum(ReminderStatus, "reminder_status"))
+    status_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[dt.datetime | None] = mapped_column()
+    claimed_at: Mapped[dt.datetime | None] = mapped_column()
+    sent_at: Mapped[dt.datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    body_digest: Mapped[str | None] = mapped_column(String(64))  # matches provider records
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    error_detail: Mapped[str | None] = mapped_column(String(300))
+    merged_into_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("reminders.id", ondelete="SET NULL")
+    )
+    outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "outcome"))
+    outcome_at: Mapped[dt.datetime | None] = mapped_column()
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # extra template context
+
+    patient: Mapped[Patient] = relationship()
+    plan_item: Mapped[PlanItem | None] = relationship()
+
+
+class OptOut(Base):
+    """Addresses that asked for nothing more: checked at the moment of every send."""
+
+    __tablename__ = "opt_outs"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)  # E.164 or lower email
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    source: Mapped[str] = mapped_column(String(40))  # sms_keyword, provider_21610, email_link…
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InboundMessage(Base):
+    """A reply from a patient (or anyone), kept for the clinic."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index("ix_inbound_patient", "patient_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # MessageSid
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    from_address: Mapped[str] = mapped_column(String(320))
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    reminder_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("reminders.id", ondelete="SET NULL")
+    )
+    body: Mapped[str] = mapped_column(Text)
+    command: Mapped[str] = mapped_column(String(30))
+    needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PainScore(Base):
+    __tablename__ = "pain_scores"
+    __table_args__ = (Index("ix_pain_patient", "patient_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    score: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Consent, opt-outs and every admin change: who, what, when."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_patient", "patient_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(60))
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
