@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development"})
 DEV_SECRET_KEY = "development-only-secret-key"  # noqa: S105 - refused outside development
@@ -57,9 +59,7 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///ptnudge.db", validation_alias="PTNUDGE_DATABASE_URL")
     broker_url: str = Field(DEFAULT_BROKER_URL, validation_alias="PTNUDGE_BROKER_URL")
     public_url: str = Field("http://localhost:8000", validation_alias="PTNUDGE_PUBLIC_URL")
-    secret_key: SecretStr = Field(
-        SecretStr(DEV_SECRET_KEY), validation_alias="PTNUDGE_SECRET_KEY"
-    )
+    secret_key: SecretStr = Field(SecretStr(DEV_SECRET_KEY), validation_alias="PTNUDGE_SECRET_KEY")
     sms_backend: Literal["twilio", "console"] | None = Field(
         None, validation_alias="PTNUDGE_SMS_BACKEND"
     )
@@ -77,7 +77,9 @@ class Settings(BaseSettings):
     email_from: str | None = Field(None, validation_alias="PTNUDGE_EMAIL_FROM")
     tick_seconds: float = Field(15.0, gt=0, le=3600, validation_alias="PTNUDGE_TICK_SECONDS")
     programs_dir: Path | None = Field(None, validation_alias="PTNUDGE_PROGRAMS_DIR")
-    log_format: Literal["auto", "json", "text"] = Field("auto", validation_alias="PTNUDGE_LOG_FORMAT")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", validation_alias="PTNUDGE_LOG_FORMAT"
+    )
     # Delivery tuning. Defaults suit a clinic; tests shorten them.
     stale_after_seconds: int = Field(900, gt=0, validation_alias="PTNUDGE_STALE_AFTER_SECONDS")
     min_gap_minutes: int = Field(10, ge=0, le=240, validation_alias="PTNUDGE_MIN_GAP_MINUTES")
@@ -93,9 +95,6 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
-
         try:
             url = make_url(value)
         except ArgumentError as exc:
@@ -137,12 +136,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_secrets(self) -> Settings:
-        if self.env == "development" or self.env == "test":
+        if self.env in {"development", "test"}:
             return self
         secret = self.secret_key.get_secret_value()
         if secret == DEV_SECRET_KEY or secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
             raise ValueError(
-                "PTNUDGE_SECRET_KEY must be set to a real secret (16+ characters) outside development"
+                "PTNUDGE_SECRET_KEY must be set to a real secret (16+ characters) "
+                "outside development"
             )
         if self.resolved_sms_backend == "twilio":
             token = self.twilio_auth_token.get_secret_value() if self.twilio_auth_token else ""

@@ -1,0 +1,1 @@
+"""Operations commands: tick, run, demo, status."""

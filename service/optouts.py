@@ -1,0 +1,105 @@
+"""The opt-out ledger: an address (phone in E.164, or email) that asked for nothing more.
+
+Opt-out is per address, not per patient: families share phones, so every patient on that
+number stops at once, and every message still waiting for them is canceled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from service import audit
+from service.models import (
+    OPEN_STATUSES,
+    Channel,
+    OptOut,
+    Patient,
+    Reminder,
+    ReminderStatus,
+    utcnow,
+)
+
+
+def normalize_address(address: str) -> str:
+    return address.strip().lower() if "@" in address else address.strip()
+
+
+def is_opted_out(*, session: Session, address: str) -> bool:
+    return session.get(OptOut, normalize_address(address)) is not None
+
+
+def patients_at(*, session: Session, address: str, channel: Channel) -> list[Patient]:
+    column = Patient.phone if channel is Channel.SMS else func.lower(Patient.email)
+    return list(session.scalars(select(Patient).where(column == normalize_address(address))))
+
+
+def opt_out(
+    *,
+    session: Session,
+    address: str,
+    channel: Channel,
+    source: str,
+    actor: str,
+    detail: dict[str, object] | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Record the opt-out and cancel every open message to that address on that channel.
+
+    Returns how many queued messages were canceled. Recording twice is harmless: the first
+    source and time are kept.
+    """
+    address = normalize_address(address)
+    now = now or utcnow()
+    if session.get(OptOut, address) is None:
+        session.add(OptOut(address=address, channel=channel, source=source, created_at=now))
+    patients = patients_at(session=session, address=address, channel=channel)
+    canceled = 0
+    if patients:
+        result = session.execute(
+            update(Reminder)
+            .where(
+                Reminder.patient_id.in_([p.id for p in patients]),
+                Reminder.channel == channel,
+                Reminder.status.in_(OPEN_STATUSES),
+            )
+            # A reminder already claimed ("sending") may be at the provider right now; it is
+            # left to finish. The send task checks the ledger again after claiming.
+            .where(Reminder.status != ReminderStatus.SENDING)
+            .values(status=ReminderStatus.CANCELED, status_at=now, error_detail="opted out")
+        )
+        canceled = result.rowcount or 0
+    for patient in patients or [None]:
+        audit.record(
+            session=session,
+            actor=actor,
+            action="opt_out",
+            clinic_id=patient.clinic_id if patient else None,
+            patient_id=patient.id if patient else None,
+            detail={"channel": channel.value, "source": source, **(detail or {})},
+        )
+    return canceled
+
+
+def opt_in(
+    *, session: Session, address: str, channel: Channel, actor: str, source: str
+) -> list[Patient]:
+    """Remove the opt-out. Returns the patients on that address so the caller can resume
+    their schedules from now (missed reminders are not replayed)."""
+    address = normalize_address(address)
+    existing = session.get(OptOut, address)
+    if existing is not None:
+        session.delete(existing)
+    patients = patients_at(session=session, address=address, channel=channel)
+    for patient in patients or [None]:
+        audit.record(
+            session=session,
+            actor=actor,
+            action="opt_in",
+            clinic_id=patient.clinic_id if patient else None,
+            patient_id=patient.id if patient else None,
+            detail={"channel": channel.value, "source": source},
+        )
+    return patients

@@ -1,0 +1,57 @@
+"""The Celery app: broker from settings, JSON only, no result backend, one beat schedule.
+
+``celery -A tasks.app worker`` and ``celery -A tasks.app beat`` load this module; tests and the
+``ptnudge`` command build their own app with ``create_app(settings)``.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from config.settings import Settings, load_settings
+
+TASK_MODULES = ["tasks.reminders", "tasks.replies"]
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery("ptnudge", broker=settings.broker_url, include=TASK_MODULES)
+    app.conf.update(
+        accept_content=["json"],
+        task_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        # A worker that dies mid-task gives the message back instead of dropping it; the
+        # reminder's own status (not the broker) decides whether it is sent again.
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=4,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"socket_timeout": 5, "visibility_timeout": 3600},
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule=beat_schedule(settings),
+    )
+    app.ptnudge_settings = settings
+    return app
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
+    # Alphabetised. Each periodic task is safe to run twice at once (claims are conditional
+    # updates), so a second beat by mistake doubles work, never messages.
+    return {
+        "dispatch-due-reminders": {
+            "task": "ptnudge.dispatch",
+            "schedule": settings.tick_seconds,
+        },
+        "sweep-unfinished-reminders": {
+            "task": "ptnudge.sweep",
+            "schedule": max(settings.tick_seconds, 30.0),
+        },
+        "weekly-clinic-digest": {
+            "task": "ptnudge.weekly_digest",
+            "schedule": 3600.0,  # hourly check; each clinic gets one digest per week
+        },
+    }
+
+
+app = create_app(load_settings())

@@ -1,0 +1,147 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), settings, sessions.
+
+Database tests run once per backend. PostgreSQL tests use a database created for this test
+run and dropped at the end; each test runs in a transaction that is rolled back. Tests that
+need committed data across processes use ``committed_db`` (tables emptied afterwards).
+
+PostgreSQL and Redis are required: when they are unreachable the run fails at once with a
+message saying how to start them. Nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings, load_settings
+from service.db import Base, make_engine, make_sessionmaker, upgrade
+
+PG_ADMIN_URL = os.environ.get(
+    "PTNUDGE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("PTNUDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail the whole run loudly, before any test, when the required servers are down."""
+    problems = []
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable"
+        problems.append(
+            f"PostgreSQL at {PG_ADMIN_URL} is unreachable ({type(exc).__name__}: {exc}). Start it: "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        )
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping()
+    except Exception as exc:  # noqa: BLE001
+        problems.append(
+            f"Redis at {REDIS_URL} is unreachable ({exc}). Start it: redis-server --daemonize yes "
+            '--bind 127.0.0.1 --port 6379 --save "" --appendonly no'
+        )
+    if problems:
+        pytest.exit("\n".join(problems), returncode=3)
+
+
+@dataclass
+class Database:
+    backend: str
+    url: str
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+def _create_pg_database(name: str) -> str:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(name: str) -> None:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def new_database(backend: str, tmp_dir: Path) -> Database:
+    """A fresh, migrated database of the given backend (Alembic from zero, as in production)."""
+    name = f"ptnudge_test_{os.getpid()}_{secrets.token_hex(4)}"
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_dir / (name + '.db')}"
+    else:
+        url = _create_pg_database(name)
+    upgrade(url)
+    engine = make_engine(url)
+    return Database(backend, url, engine, make_sessionmaker(engine))
+
+
+def dispose_database(db: Database) -> None:
+    db.engine.dispose()
+    if db.backend == "postgresql":
+        drop_pg_database(sa.make_url(db.url).database or "")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    db = new_database(request.param, tmp_path_factory.mktemp("db"))
+    yield db
+    dispose_database(db)
+
+
+@pytest.fixture
+def session(database: Database) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test: commits inside the
+    code under test become savepoints."""
+    with database.engine.connect() as conn:
+        outer = conn.begin()
+        with Session(
+            bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+        ) as s:
+            yield s
+        outer.rollback()
+
+
+@pytest.fixture
+def committed_db(database: Database) -> Iterator[Database]:
+    """The database for tests whose code commits for real (several sessions, other
+    processes); every table is emptied afterwards."""
+    yield database
+    with database.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def settings(database: Database, tmp_path: Path) -> Settings:
+    return make_settings(database_url=database.url, tmp_path=tmp_path)
+
+
+def make_settings(*, database_url: str, tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": database_url,
+        "broker_url": f"sqla+sqlite:///{tmp_path / 'broker.db'}",
+        "sms_backend": "console",
+        "secret_key": "test-secret-key-0123456789",
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return load_settings(**values)
