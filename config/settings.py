@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         None, validation_alias="TWILIO_MESSAGING_SERVICE_SID"
     )
     twilio_api_url: str = Field(TWILIO_API_URL, validation_alias="PTNUDGE_TWILIO_API_URL")
+    twilio_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, validation_alias="PTNUDGE_TWILIO_TIMEOUT_SECONDS"
+    )
     twilio_handles_opt_out_replies: bool = Field(
         True, validation_alias="PTNUDGE_TWILIO_HANDLES_OPT_OUT_REPLIES"
     )
@@ -87,6 +90,9 @@ class Settings(BaseSettings):
     requeue_after_seconds: int = Field(120, gt=0, validation_alias="PTNUDGE_REQUEUE_AFTER_SECONDS")
     reconcile_after_seconds: int = Field(
         300, gt=0, validation_alias="PTNUDGE_RECONCILE_AFTER_SECONDS"
+    )
+    retry_backoff_seconds: int = Field(
+        5, ge=1, le=300, validation_alias="PTNUDGE_RETRY_BACKOFF_SECONDS"
     )
     send_max_retries: int = Field(6, ge=0, le=20, validation_alias="PTNUDGE_SEND_MAX_RETRIES")
     reply_window_hours: int = Field(12, gt=0, validation_alias="PTNUDGE_REPLY_WINDOW_HOURS")

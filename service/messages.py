@@ -1,0 +1,170 @@
+"""From reminders to words: which reminders travel together, and the message that carries them.
+
+Preview and the send task both use this module, so what a clinic previews is what is sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import phonenumbers
+
+from config.settings import Settings
+from service.links import action_links
+from service.models import Channel, Clinic, Patient
+from service.rendering import pick_variant, render_email, render_sms, variant_count
+from service.scheduling import Occurrence
+from service.transports.base import OutboundMessage
+
+EXERCISE_NAMES = {
+    "en": {
+        "position_change": "position change",
+        "break_planning": "break planning",
+        "stretch": "stretching",
+        "pelvic_tilt": "pelvic tilts",
+        "leg_strength": "leg strengthening",
+        "walk_or_cycle": "walk or ride",
+        "aquatic": "water exercise",
+        "posture": "posture check",
+        "lifting": "lifting technique",
+        "heat": "heat",
+        "ice": "ice",
+        "clinic_visit": "clinic visit",
+    },
+    "es": {
+        "position_change": "cambio de postura",
+        "break_planning": "plan de descansos",
+        "stretch": "estiramientos",
+        "pelvic_tilt": "basculacion pelvica",
+        "leg_strength": "fuerza de piernas",
+        "walk_or_cycle": "caminata o bici",
+        "aquatic": "ejercicio en agua",
+        "posture": "revision de postura",
+        "lifting": "tecnica para levantar",
+        "heat": "calor",
+        "ice": "hielo",
+        "clinic_visit": "visita a la clinica",
+    },
+}
+
+
+def exercise_name(kind: str, locale: str) -> str:
+    names = EXERCISE_NAMES.get(locale, EXERCISE_NAMES["en"])
+    return names.get(kind, kind.replace("_", " "))
+
+
+def group_close(occurrences: Sequence[Occurrence], *, gap: dt.timedelta) -> list[list[Occurrence]]:
+    """Group a patient's occurrences so that each group starts with one occurrence and takes in
+    those due less than ``gap`` after it. A group becomes one message at the first one's time:
+    reminders close together are merged, never dropped."""
+    groups: list[list[Occurrence]] = []
+    for occurrence in sorted(occurrences, key=lambda o: (o.due_at, o.item_id)):
+        if groups and occurrence.due_at - groups[-1][0].due_at < gap:
+            groups[-1].append(occurrence)
+        else:
+            groups.append([occurrence])
+    return groups
+
+
+@dataclass(frozen=True)
+class Composition:
+    """One message's words for one channel."""
+
+    body: str
+    subject: str | None = None
+    html: str | None = None
+
+
+def compose(
+    *,
+    settings: Settings,
+    patient: Patient,
+    clinic: Clinic,
+    kinds: Sequence[str],
+    channel: Channel,
+    seed: int,
+    reminder_id: int | None = None,
+    extra: dict[str, object] | None = None,
+) -> Composition:
+    """Render the message for one or more reminder kinds (several: the ``combined`` message),
+    or a system message such as ``welcome``. ``seed`` rotates the wording."""
+    message = kinds[0] if len(kinds) == 1 else "combined"
+    context: dict[str, object] = {
+        "first_name": patient.first_name,
+        "clinic_name": clinic.name,
+        "clinic_phone": format_phone(clinic.phone),
+        "kind": kinds[0],
+        "kinds": list(kinds),
+        "exercise": exercise_name(kinds[0], patient.locale),
+        "exercises": [exercise_name(kind, patient.locale) for kind in kinds],
+        "per_day": patient.max_per_day,
+        **(extra or {}),
+    }
+    if channel is Channel.EMAIL:
+        if reminder_id is not None:
+            context["action_links"] = action_links(settings, reminder_id)
+        count = variant_count(channel="email", message=message, locale=patient.locale)
+        email = render_email(
+            message=message,
+            locale=patient.locale,
+            context=context,
+            variant=pick_variant(seed=seed, count=count),
+        )
+        return Composition(body=email.text, subject=email.subject, html=email.html)
+    count = variant_count(channel="sms", message=message, locale=patient.locale)
+    text = render_sms(
+        message=message,
+        locale=patient.locale,
+        context=context,
+        variant=pick_variant(seed=seed, count=count),
+    )
+    return Composition(body=text)
+
+
+def outbound(
+    *,
+    settings: Settings,
+    composition: Composition,
+    channel: Channel,
+    to: str,
+    reminder_id: int,
+) -> OutboundMessage:
+    """The transport's message, with the callback URL (SMS) or unsubscribe headers (email)."""
+    if channel is Channel.SMS:
+        return OutboundMessage(
+            channel=channel,
+            to=to,
+            body=composition.body,
+            reference=f"r{reminder_id}",
+            status_callback=f"{settings.public_url}/twilio/status?r={reminder_id}",
+        )
+    links = action_links(settings, reminder_id)
+    return OutboundMessage(
+        channel=channel,
+        to=to,
+        body=composition.body,
+        reference=f"r{reminder_id}",
+        subject=composition.subject,
+        html=composition.html,
+        headers={
+            "List-Unsubscribe": f"<{links['stop_url']}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+
+
+def body_digest(body: str) -> str:
+    """A fingerprint of what was sent, to recognise it in the provider's records after a
+    crash without keeping the text itself in a second place."""
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def format_phone(e164: str) -> str:
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL))

@@ -1,0 +1,67 @@
+"""What the worker runs for reminders: dispatch, send, sweep. Each parses ids, calls one
+``service`` function and lets it commit; enqueuing happens only after the commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from celery import Celery, Task
+from celery.utils.time import get_exponential_backoff_interval
+
+from service.sending import SendOutcome, Transports, send_reminder
+from service.ticking import run_sweep, run_tick
+from tasks.app import app
+from tasks.runtime import get_runtime
+
+SEND_TASK = "ptnudge.send_reminder"
+BACKOFF_MAX = 600  # well under the broker's visibility timeout: no long ETAs on Redis
+
+
+def enqueue_sends(celery: Celery, reminder_ids: list[int]) -> None:
+    """Publish send tasks over one pooled connection (a tick can queue thousands)."""
+    if not reminder_ids:
+        return
+    with celery.producer_or_acquire() as producer:
+        for reminder_id in reminder_ids:
+            celery.send_task(SEND_TASK, args=[reminder_id], producer=producer)
+
+
+@app.task(name="ptnudge.dispatch", acks_late=True, ignore_result=True)
+def dispatch() -> int:
+    runtime = get_runtime()
+    result = run_tick(settings=runtime.settings, sessions=runtime.sessions)
+    enqueue_sends(app, result.to_send)
+    return len(result.to_send)
+
+
+@app.task(name=SEND_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def send(self: Task[Any, Any], reminder_id: int) -> str:
+    runtime = get_runtime()
+    retries = int(self.request.retries or 0)
+    last_attempt = retries >= runtime.settings.send_max_retries
+    countdown = get_exponential_backoff_interval(
+        # 5, 10, 20, 40… seconds (by default), with full jitter
+        factor=runtime.settings.retry_backoff_seconds,
+        retries=retries,
+        maximum=BACKOFF_MAX,
+        full_jitter=True,
+    )
+    outcome = send_reminder(
+        sessions=runtime.sessions,
+        settings=runtime.settings,
+        transports=Transports(sms=runtime.sms, email=runtime.email),
+        reminder_id=reminder_id,
+        retry_in=None if last_attempt else dt.timedelta(seconds=countdown),
+    )
+    if outcome is SendOutcome.RETRY:
+        raise self.retry(countdown=countdown)
+    return outcome.value
+
+
+@app.task(name="ptnudge.sweep", acks_late=True, ignore_result=True)
+def sweep() -> int:
+    runtime = get_runtime()
+    result = run_sweep(settings=runtime.settings, sessions=runtime.sessions, sms=runtime.sms)
+    enqueue_sends(app, result.requeued)
+    return len(result.requeued)

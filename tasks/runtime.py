@@ -1,0 +1,41 @@
+"""What a worker process needs, built once per process (after the prefork fork, never before:
+a database connection pool must not be shared across processes)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from service.db import make_engine, make_sessionmaker
+from service.transports.base import Transport
+from service.transports.registry import email_transport, sms_transport
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    sms: Transport
+    email: Transport
+
+
+def get_runtime() -> Runtime:
+    return _runtime_for(os.getpid())
+
+
+@cache
+def _runtime_for(pid: int) -> Runtime:
+    from tasks.app import app  # noqa: PLC0415 - the app module imports the task modules
+
+    settings: Settings = app.ptnudge_settings
+    engine = make_engine(settings.database_url)
+    return Runtime(
+        settings=settings,
+        sessions=make_sessionmaker(engine),
+        sms=sms_transport(settings),
+        email=email_transport(settings),
+    )

@@ -1,0 +1,241 @@
+"""The real pipeline: PostgreSQL, Redis, Celery worker processes and a fake Twilio process.
+
+Every test gets a fresh PostgreSQL database, its own Redis database number (or its own
+redis-server when the test restarts it), a fake Twilio in its own process, and workers started
+as ``celery -A tasks.app worker`` subprocesses configured through the environment, exactly as
+in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from config.settings import Settings
+from service.models import OPEN_STATUSES, Reminder
+from tests.conftest import REDIS_URL, Database, dispose_database, make_settings, new_database
+from tests.fakes.twilio_server import (
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    RemoteTwilioServer,
+    twilio_server_process,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FROM_NUMBER = "+13125550000"
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Pipeline:
+    """Everything one pipeline test needs; ``env`` configures worker processes."""
+
+    db: Database
+    broker_url: str
+    twilio: RemoteTwilioServer
+    tmp_path: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    workers: list[Worker] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PTNUDGE_", "TWILIO_"))
+        }
+        env.update(
+            {
+                "PTNUDGE_ENV": "test",
+                "PTNUDGE_DATABASE_URL": self.db.url,
+                "PTNUDGE_BROKER_URL": self.broker_url,
+                "PTNUDGE_SMS_BACKEND": "twilio",
+                "PTNUDGE_SECRET_KEY": "test-secret-key-0123456789",
+                "PTNUDGE_PUBLIC_URL": "http://127.0.0.1:9",
+                "PTNUDGE_TWILIO_API_URL": self.twilio.url,
+                "TWILIO_ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
+                "TWILIO_AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
+                "TWILIO_FROM_NUMBER": FROM_NUMBER,
+                "PTNUDGE_STALE_AFTER_SECONDS": "3600",
+                "PTNUDGE_REQUEUE_AFTER_SECONDS": "4",
+                "PTNUDGE_RECONCILE_AFTER_SECONDS": "4",
+                "PTNUDGE_RETRY_BACKOFF_SECONDS": "1",
+                "PTNUDGE_TWILIO_TIMEOUT_SECONDS": "2",
+                "PTNUDGE_MIN_GAP_MINUTES": "0",
+                "PYTHONPATH": str(REPO_ROOT),
+            }
+        )
+        env.update(self.overrides)
+        return env
+
+    @property
+    def settings(self) -> Settings:
+        values = {key: value for key, value in self.env.items() if key.startswith("PTNUDGE_")}
+        values.update({k: v for k, v in self.env.items() if k.startswith("TWILIO_")})
+        values.pop("PTNUDGE_DATABASE_URL")
+        values.pop("PTNUDGE_ENV")
+        return make_settings(database_url=self.db.url, tmp_path=self.tmp_path, **values)
+
+    def start_worker(self, *, concurrency: int = 2, name: str | None = None) -> Worker:
+        worker = Worker(self.env, self.tmp_path, concurrency=concurrency, name=name)
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def open_reminders(self) -> int:
+        with self.db.sessions() as session:
+            query = select(func.count()).where(Reminder.status.in_(OPEN_STATUSES))
+            return int(session.scalar(query) or 0)
+
+
+class Worker:
+    """``celery -A tasks.app worker`` in its own process group (so kill -9 takes the pool)."""
+
+    def __init__(
+        self, env: dict[str, str], tmp_path: Path, *, concurrency: int, name: str | None
+    ) -> None:
+        self.env = env
+        self.name = name or f"w{random.randrange(10**6)}"
+        self.log_path = tmp_path / f"{self.name}.log"
+        self.concurrency = concurrency
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable, "-m", "celery", "-A", "tasks.app", "worker",
+            "--loglevel", "INFO", "--concurrency", str(self.concurrency),
+            "--hostname", f"{self.name}@%h", "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log,
+                start_new_session=True,
+            )  # fmt: skip
+        wait_until(self._ready, timeout=60, what=f"worker {self.name} to start")
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
+        return b" ready." in self.log_path.read_bytes()
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def redis_broker_url() -> Iterator[str]:
+    """A Redis database number of its own, emptied before and after."""
+    number = random.randrange(2, 16)
+    url = f"{REDIS_URL}/{number}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+class RedisServer:
+    """A redis-server of the test's own, which the test may stop and start again."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise AssertionError("redis-server is not installed; the broker-restart test needs it")
+        self.binary = binary
+        self.port = free_port()
+        self.dir = tmp_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url)
+        wait_until(lambda: _pings(client), timeout=20, what="redis-server to start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def pipeline_db(tmp_path: Path) -> Iterator[Database]:
+    db = new_database("postgresql", tmp_path)
+    yield db
+    dispose_database(db)
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[RemoteTwilioServer]:
+    with twilio_server_process() as server:
+        yield server
+
+
+@pytest.fixture
+def pipeline(
+    pipeline_db: Database, redis_broker_url: str, fake_twilio: RemoteTwilioServer, tmp_path: Path
+) -> Iterator[Pipeline]:
+    pipe = Pipeline(db=pipeline_db, broker_url=redis_broker_url, twilio=fake_twilio,
+                    tmp_path=tmp_path)  # fmt: skip
+    yield pipe
+    for worker in pipe.workers:
+        worker.stop()
