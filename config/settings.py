@@ -51,6 +51,8 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         populate_by_name=True,
+        # compose passes an unset ${VAR:-} as "": treat it as unset, not as a value.
+        env_ignore_empty=True,
     )
 
     env: Literal["development", "production", "test"] = Field(
