@@ -176,6 +176,12 @@ class Settings(BaseSettings):
             raise ValueError("PTNUDGE_SMS_BACKEND=twilio needs " + ", ".join(missing))
         return self
 
+    @model_validator(mode="after")
+    def _email_sender(self) -> Settings:
+        if self.smtp_url and not self.email_from:
+            raise ValueError("PTNUDGE_SMTP_URL is set, so PTNUDGE_EMAIL_FROM must be set too")
+        return self
+
     @property
     def resolved_sms_backend(self) -> Literal["twilio", "console"]:
         if self.sms_backend is not None:
