@@ -19,42 +19,6 @@ from service.rendering import pick_variant, render_email, render_sms, variant_co
 from service.scheduling import Occurrence
 from service.transports.base import OutboundMessage
 
-EXERCISE_NAMES = {
-    "en": {
-        "position_change": "position change",
-        "break_planning": "break planning",
-        "stretch": "stretching",
-        "pelvic_tilt": "pelvic tilts",
-        "leg_strength": "leg strengthening",
-        "walk_or_cycle": "walk or ride",
-        "aquatic": "water exercise",
-        "posture": "posture check",
-        "lifting": "lifting technique",
-        "heat": "heat",
-        "ice": "ice",
-        "clinic_visit": "clinic visit",
-    },
-    "es": {
-        "position_change": "cambio de postura",
-        "break_planning": "plan de descansos",
-        "stretch": "estiramientos",
-        "pelvic_tilt": "basculacion pelvica",
-        "leg_strength": "fuerza de piernas",
-        "walk_or_cycle": "caminata o bici",
-        "aquatic": "ejercicio en agua",
-        "posture": "revision de postura",
-        "lifting": "tecnica para levantar",
-        "heat": "calor",
-        "ice": "hielo",
-        "clinic_visit": "visita a la clinica",
-    },
-}
-
-
-def exercise_name(kind: str, locale: str) -> str:
-    names = EXERCISE_NAMES.get(locale, EXERCISE_NAMES["en"])
-    return names.get(kind, kind.replace("_", " "))
-
 
 def group_close(occurrences: Sequence[Occurrence], *, gap: dt.timedelta) -> list[list[Occurrence]]:
     """Group a patient's occurrences so that each group starts with one occurrence and takes in
@@ -98,14 +62,13 @@ def compose(
         "clinic_phone": format_phone(clinic.phone),
         "kind": kinds[0],
         "kinds": list(kinds),
-        "exercise": exercise_name(kinds[0], patient.locale),
-        "exercises": [exercise_name(kind, patient.locale) for kind in kinds],
         "per_day": patient.max_per_day,
         **(extra or {}),
     }
     if channel is Channel.EMAIL:
-        if reminder_id is not None:
-            context["action_links"] = action_links(settings, reminder_id)
+        # Every patient email carries its unsubscribe link; a preview (no row yet) shows the
+        # shape of the links only.
+        context["action_links"] = action_links(settings, reminder_id or 0)
         count = variant_count(channel="email", message=message, locale=patient.locale)
         email = render_email(
             message=message,

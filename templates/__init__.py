@@ -1,0 +1,8 @@
+"""Message templates: ``sms/<locale>/<message>.txt`` and ``email/<locale>/<message>/``.
+
+Rendered only through ``service.rendering``; ``service.templates_check`` proves every one fits.
+"""
+
+from pathlib import Path
+
+TEMPLATES_DIR = Path(__file__).resolve().parent
