@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Engine, Executable, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -79,6 +79,13 @@ def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock at the start, so two dispatchers never both read a
     # plan item as due and then race to claim it: SQLite has no SKIP LOCKED.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def rows_changed(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE and say how many rows it changed (a conditional claim must
+    change exactly one). ``execute`` is typed for any statement; DML gives a CursorResult."""
+    result = cast("CursorResult[Any]", session.execute(statement))
+    return int(result.rowcount or 0)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from service.messages import group_close
@@ -77,7 +79,7 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
     return result
 
 
-def _claim(session: Session, query: Select[tuple[int]], rules: DispatchRules) -> list[int]:
+def _claim(session: Session, query: Select[int], rules: DispatchRules) -> list[int]:
     query = query.limit(rules.batch_size)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -218,10 +220,10 @@ def _insert(
     inserted = _insert_new(session, rows)
     result.created += len(inserted)
     queued = [r for r in inserted if r[3] is ReminderStatus.QUEUED]
-    by_channel: dict[Channel, list[tuple[int, int, dt.datetime]]] = defaultdict(list)
+    by_channel: dict[Channel, list[tuple[int, int | None, dt.datetime]]] = defaultdict(list)
     for reminder_id, item_id, due_at, _status, channel in queued:
         by_channel[channel].append((reminder_id, item_id, due_at))
-    positions = {item.id: item.position for item in patient.plan_items}
+    positions: dict[int | None, int] = {item.id: item.position for item in patient.plan_items}
     for members in by_channel.values():
         members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
         head = members[0]
@@ -242,12 +244,8 @@ def _insert(
 
 def _insert_new(
     session: Session, rows: list[dict[str, object]]
-) -> list[tuple[int, int, dt.datetime, ReminderStatus, Channel]]:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # noqa: PLC0415
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # noqa: PLC0415
+) -> list[tuple[int, int | None, dt.datetime, ReminderStatus, Channel]]:
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
         dialect_insert(Reminder)
         .on_conflict_do_nothing(index_elements=["plan_item_id", "due_at", "channel"])

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service import audit
+from service.db import rows_changed
 from service.models import (
     OPEN_STATUSES,
     Channel,
@@ -58,7 +59,8 @@ def opt_out(
     patients = patients_at(session=session, address=address, channel=channel)
     canceled = 0
     if patients:
-        result = session.execute(
+        canceled = rows_changed(
+            session,
             update(Reminder)
             .where(
                 Reminder.patient_id.in_([p.id for p in patients]),
@@ -68,10 +70,9 @@ def opt_out(
             # A reminder already claimed ("sending") may be at the provider right now; it is
             # left to finish. The send task checks the ledger again after claiming.
             .where(Reminder.status != ReminderStatus.SENDING)
-            .values(status=ReminderStatus.CANCELED, status_at=now, error_detail="opted out")
+            .values(status=ReminderStatus.CANCELED, status_at=now, error_detail="opted out"),
         )
-        canceled = result.rowcount or 0
-    for patient in patients or [None]:
+    for patient in _or_nobody(patients):
         audit.record(
             session=session,
             actor=actor,
@@ -93,7 +94,7 @@ def opt_in(
     if existing is not None:
         session.delete(existing)
     patients = patients_at(session=session, address=address, channel=channel)
-    for patient in patients or [None]:
+    for patient in _or_nobody(patients):
         audit.record(
             session=session,
             actor=actor,
@@ -103,3 +104,8 @@ def opt_in(
             detail={"channel": channel.value, "source": source},
         )
     return patients
+
+
+def _or_nobody(patients: list[Patient]) -> list[Patient | None]:
+    """One audit row per patient on the address, or one with no patient for a stranger."""
+    return list(patients) if patients else [None]

@@ -183,8 +183,9 @@ def _max_per_day(limits: Any, where: str) -> int:
     if not isinstance(limits, dict) or set(limits) - {"max_per_day"}:
         raise ProgramError(f"{where}: 'limits' takes only 'max_per_day'")
     value = limits.get("max_per_day", 10)
-    whole = isinstance(value, int) and not isinstance(value, bool)
-    if not whole or not 1 <= value <= MAX_PER_DAY_CEILING:
+    if isinstance(value, bool) or not isinstance(value, int):
+        value = 0
+    if not 1 <= value <= MAX_PER_DAY_CEILING:
         raise ProgramError(
             f"{where}: limits.max_per_day must be a whole number from 1 to {MAX_PER_DAY_CEILING}"
         )

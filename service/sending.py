@@ -20,14 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from config.settings import Settings
 from service import delivery, metrics, optouts
-from service.db import transaction
+from service.db import rows_changed, transaction
 from service.masking import mask_recipient
 from service.messages import Composition, body_digest, compose, outbound
-from service.models import Channel, Reminder, ReminderStatus, utcnow
+from service.models import Channel, Patient, Reminder, ReminderStatus, utcnow
 from service.plans import is_paused_at, schedule_for
 from service.scheduling import local_window_contains
 from service.transports.base import Receipt, Transport, TransportError
@@ -100,7 +100,15 @@ class _Claimed:
 def _claim(
     session: Session, settings: Settings, reminder_id: int, now: dt.datetime
 ) -> SendOutcome | _Claimed:
-    reminder = session.get(Reminder, reminder_id)
+    # One round trip for the reminder, its patient, clinic and plan (for the window check).
+    reminder = session.get(
+        Reminder,
+        reminder_id,
+        options=[
+            joinedload(Reminder.patient).joinedload(Patient.clinic),
+            joinedload(Reminder.patient).selectinload(Patient.plan_items),
+        ],
+    )
     if reminder is None or reminder.status is not ReminderStatus.QUEUED:
         return SendOutcome.NOT_CLAIMED
     verdict = _still_wanted(reminder, settings, now)
@@ -111,7 +119,8 @@ def _claim(
         return SendOutcome.NOT_CLAIMED
     address = reminder.to_address or _address(reminder)
     composition = _compose(session, settings, reminder)
-    changed = session.execute(
+    changed = rows_changed(
+        session,
         update(Reminder)
         .where(Reminder.id == reminder_id, Reminder.status == ReminderStatus.QUEUED)
         .values(
@@ -121,8 +130,8 @@ def _claim(
             attempts=Reminder.attempts + 1,
             to_address=address,
             body_digest=body_digest(composition.body),
-        )
-    ).rowcount
+        ),
+    )
     if changed != 1 or address is None:
         return SendOutcome.NOT_CLAIMED
     return _Claimed(address=address, channel=reminder.channel, composition=composition)
@@ -181,12 +190,12 @@ def _move(
     detail: str | None = None,
     code: str | None = None,
 ) -> bool:
-    changed = session.execute(
+    statement = (
         update(Reminder)
         .where(Reminder.id == reminder_id, Reminder.status == current)
         .values(status=status, status_at=now, error_detail=detail, error_code=code)
-    ).rowcount
-    return changed == 1
+    )
+    return rows_changed(session, statement) == 1
 
 
 def _finish(

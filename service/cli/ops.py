@@ -1,1 +1,143 @@
 """Operations commands: tick, run, demo, status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+
+from service.cli import output
+from service.cli.app import app
+from service.cli.context import command_context, settings_or_exit
+from service.db import upgrade
+from service.demo import ZONE, run_demo
+from service.status import collect_status
+from service.ticking import run_tick
+
+
+@app.command()
+def tick(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """One dispatcher pass now: what beat runs every PTNUDGE_TICK_SECONDS."""
+    from tasks.app import create_app  # noqa: PLC0415 - the broker is needed only here
+    from tasks.reminders import enqueue_sends  # noqa: PLC0415
+
+    with command_context() as ctx:
+        started = time.perf_counter()
+        result = run_tick(settings=ctx.settings, sessions=ctx.sessions)
+        enqueue_sends(create_app(ctx.settings), result.to_send)
+        summary = {
+            "due_items": result.items,
+            "reminders_created": result.created,
+            "queued": len(result.to_send),
+            "expired": result.expired,
+            "merged": result.merged,
+            "milliseconds": round((time.perf_counter() - started) * 1000, 1),
+        }
+    if as_json:
+        output.print_json(summary)
+    else:
+        output.print_table(title="tick", columns=("", "value"), rows=summary.items())
+
+
+@app.command()
+def run(
+    port: Annotated[int, typer.Option(help="Port of the web app.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address the web app listens on.")] = "127.0.0.1",
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+) -> None:
+    """Worker, beat and web in one command, on the configured backends.
+
+    On embedded defaults (SQLite, the SQLite broker, console transports) nothing else needs to
+    run. Ctrl-C stops all three.
+    """
+    settings = settings_or_exit()
+    if settings.database_url.startswith("sqlite"):
+        upgrade(settings.database_url)
+    python = sys.executable
+    commands = {
+        "worker": [python, "-m", "celery", "-A", "tasks.app", "worker", "--loglevel", "INFO",
+                   "--concurrency", str(concurrency)],
+        "beat": [python, "-m", "celery", "-A", "tasks.app", "beat", "--loglevel", "INFO",
+                 "--schedule", str(Path(".ptnudge") / "celerybeat-schedule")],
+        "web": [python, "-m", "uvicorn", "service.web:app", "--host", host, "--port", str(port)],
+    }  # fmt: skip
+    Path(".ptnudge").mkdir(exist_ok=True)
+    # Our own interpreter and fixed arguments: nothing here comes from outside.
+    processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
+    console = Console(stderr=True)
+    console.print(f"ptnudge running: web on http://{host}:{port}, worker and beat. Ctrl-C stops.")
+    try:
+        while all(process.poll() is None for process in processes.values()):
+            time.sleep(0.5)
+        stopped = [name for name, process in processes.items() if process.poll() is not None]
+        console.print(f"[red]{', '.join(stopped)} stopped; stopping the rest[/]")
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    failed = any(process.returncode not in (0, -signal.SIGTERM) for process in processes.values())
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def demo(
+    day: Annotated[
+        str | None, typer.Option(help="The local day to play (YYYY-MM-DD); default tomorrow.")
+    ] = None,
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite files.")] = Path(
+        ".ptnudge"
+    )
+    / "demo",
+) -> None:
+    """A guided, fast-forwarded day: a demo clinic and patient, the messages as they go out,
+    the patient's replies, and the adherence at the end. Needs no server."""
+    if day is None:
+        played = dt.datetime.now(ZoneInfo(ZONE)).date() + dt.timedelta(days=1)
+    else:
+        try:
+            played = dt.date.fromisoformat(day)
+        except ValueError:
+            output.fail(f"--day {day!r} is not a date like 2026-12-01")
+    os.environ.setdefault("PTNUDGE_ENV", "development")
+    run_demo(console=Console(), workdir=workdir, day=played)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Queue depth, due backlog, last tick, reminders by status in the last 24 h, opt-outs today."""
+    with command_context() as ctx, ctx.sessions() as session:
+        found = collect_status(session=session, settings=ctx.settings)
+    if as_json:
+        output.print_json(found)
+    else:
+        output.print_table(title="ptnudge status", columns=("", "value"), rows=_flat(found))
+
+
+def _flat(found: dict[str, object], prefix: str = "") -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for key, value in found.items():
+        if isinstance(value, dict):
+            rows.extend(_flat(value, prefix=f"{prefix}{key}."))
+        else:
+            rows.append((prefix + key, value))
+    return rows

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
+from config.settings import load_settings
 from service import models  # noqa: F401 - registers every table on Base.metadata
 from service.db import Base, make_engine
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
-if not url:
-    from config.settings import load_settings
-
-    url = load_settings().database_url
+url: str = config.get_main_option("sqlalchemy.url") or load_settings().database_url
 
 
 def run_migrations_offline() -> None:
