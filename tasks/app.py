@@ -6,11 +6,16 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 
 from config.settings import Settings, load_settings
+from service import logs
 
-TASK_MODULES = ["tasks.reminders", "tasks.replies"]
+TASK_MODULES = ["tasks.digest", "tasks.reminders", "tasks.replies"]
 
 
 def create_app(settings: Settings) -> Celery:
@@ -55,3 +60,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
 
 
 app = create_app(load_settings())
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _protect_worker_logs(logger: logging.Logger, **_: Any) -> None:
+    """Worker and beat logs get our format (JSON in production) and the number filter."""
+    for handler in logger.handlers:
+        logs.protect(handler, app.ptnudge_settings)

@@ -12,9 +12,11 @@ from celery.utils.time import get_exponential_backoff_interval
 from service.sending import SendOutcome, Transports, send_reminder
 from service.ticking import run_sweep, run_tick
 from tasks.app import app
+from tasks.locks import single_flight
 from tasks.runtime import get_runtime
 
 SEND_TASK = "ptnudge.send_reminder"
+LOCK_TTL = 300  # seconds: longer than any pass takes, short enough to survive a crash
 BACKOFF_MAX = 600  # well under the broker's visibility timeout: no long ETAs on Redis
 
 
@@ -30,7 +32,10 @@ def enqueue_sends(celery: Celery, reminder_ids: list[int]) -> None:
 @app.task(name="ptnudge.dispatch", acks_late=True, ignore_result=True)
 def dispatch() -> int:
     runtime = get_runtime()
-    result = run_tick(settings=runtime.settings, sessions=runtime.sessions)
+    with single_flight(runtime.settings, "dispatch", ttl=LOCK_TTL) as mine:
+        if not mine:
+            return 0
+        result = run_tick(settings=runtime.settings, sessions=runtime.sessions)
     enqueue_sends(app, result.to_send)
     return len(result.to_send)
 
@@ -62,6 +67,9 @@ def send(self: Task[Any, Any], reminder_id: int) -> str:
 @app.task(name="ptnudge.sweep", acks_late=True, ignore_result=True)
 def sweep() -> int:
     runtime = get_runtime()
-    result = run_sweep(settings=runtime.settings, sessions=runtime.sessions, sms=runtime.sms)
+    with single_flight(runtime.settings, "sweep", ttl=LOCK_TTL) as mine:
+        if not mine:
+            return 0
+        result = run_sweep(settings=runtime.settings, sessions=runtime.sessions, sms=runtime.sms)
     enqueue_sends(app, result.requeued)
     return len(result.requeued)
