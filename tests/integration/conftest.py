@@ -27,7 +27,14 @@ from sqlalchemy import func, select
 
 from config.settings import Settings
 from service.models import OPEN_STATUSES, Reminder
-from tests.conftest import REDIS_URL, Database, dispose_database, make_settings, new_database
+from tests.conftest import (
+    LOG_DIR,
+    REDIS_URL,
+    Database,
+    dispose_database,
+    make_settings,
+    new_database,
+)
 from tests.fakes.twilio_server import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
@@ -124,7 +131,8 @@ class Worker:
     ) -> None:
         self.env = env
         self.name = name or f"w{random.randrange(10**6)}"
-        self.log_path = tmp_path / f"{self.name}.log"
+        LOG_DIR.mkdir(exist_ok=True)
+        self.log_path = LOG_DIR / f"{self.name}.log"
         self.concurrency = concurrency
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -1,0 +1,59 @@
+"""A check on the whole test run: its logs hold no full phone number and no message body.
+
+Every record logged in the test process (INFO and up, DEBUG where a test asks for it) is
+written to a file, as are the logs of the worker and beat processes the integration tests
+start. At the end of the run each file is scanned; a finding fails the run with the line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+# A full number as we store it (+13125550100) or as a URL carries it (%2B13125550100).
+FULL_NUMBER = re.compile(r"(?<![\w*])(?:\+|%2B)\d{10,15}(?!\w)")
+# Every reminder body ends with its reply instruction; system messages name HELP and STOP.
+BODY_MARKERS = ("Reply DONE", "Responde LISTO", "Reply HELP for help")
+
+_state: dict[str, Path] = {}
+
+
+def findings(path: Path) -> list[str]:
+    found = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if FULL_NUMBER.search(line) or any(marker in line for marker in BODY_MARKERS):
+            found.append(f"{path.name}:{number}: {line[:200]}")
+    return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    folder = Path(config.rootpath) / ".pytest-logs"
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.log"):
+        old.unlink()
+    path = folder / "test-process.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+    _state["folder"] = folder
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    folder = _state.get("folder")
+    if folder is None:
+        return
+    problems = [line for path in sorted(folder.glob("*.log")) for line in findings(path)]
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "logs hold phone numbers or message bodies:\n" + "\n".join(problems[:20])
+        if reporter is not None:
+            reporter.write_line(text, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
