@@ -24,8 +24,9 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -145,13 +146,102 @@ class _Pass:
             for channel in channels
         ]
         self.result.expired += len(rows)
+        quiet = Engagement.for_patient(self.session, patient, self.now)
         for group in group_close(current, gap=self.rules.min_gap):
             stale = self.now - group[0].due_at > self.rules.stale_after
-            status = ReminderStatus.EXPIRED if stale else ReminderStatus.QUEUED
+            status = ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels)
             for channel in channels:
                 rows.extend(_row(patient, o, channel, status=status, now=self.now) for o in group)
         _insert(self.session, rows, patient, self.rules, self.result)
         _advance(due_items, schedule, lookahead)
+
+    def add_system_message(
+        self, patient: Patient, kind: str, channels: list[tuple[Channel, str]]
+    ) -> None:
+        for channel, address in channels:
+            reminder = Reminder(
+                patient_id=patient.id,
+                kind=kind,
+                channel=channel,
+                actionable=False,
+                due_at=self.now,
+                status=ReminderStatus.QUEUED,
+                status_at=self.now,
+                queued_at=self.now,
+                to_address=address,
+            )
+            self.session.add(reminder)
+            self.session.flush()
+            self.result.to_send.append(reminder.id)
+
+
+SILENT_AFTER = dt.timedelta(days=3)
+BACKOFF_DETAIL = "back-off: no reply for 3 days"
+
+
+@dataclass
+class Engagement:
+    """Back-off for a patient who has answered nothing for three days: one re-engagement
+    message, then at most one reminder a day, until any reply restores the program."""
+
+    silent: bool
+    reengaged: bool = False
+    sent_today: int = 0
+
+    @classmethod
+    def for_patient(cls, session: Session, patient: Patient, now: dt.datetime) -> Engagement:
+        heard = max(t for t in (patient.last_reply_at, patient.created_at) if t is not None)
+        if now - heard < SILENT_AFTER:
+            return cls(silent=False)
+        reengaged = session.scalar(
+            select(Reminder.id)
+            .where(
+                Reminder.patient_id == patient.id,
+                Reminder.kind == "reengage",
+                Reminder.due_at > heard,
+            )
+            .limit(1)
+        )
+        local_midnight = dt.datetime.combine(
+            now.astimezone(ZoneInfo(patient.timezone)).date(),
+            dt.time(0),
+            ZoneInfo(patient.timezone),
+        )
+        sent_today = session.scalar(
+            select(func.count())
+            .select_from(Reminder)
+            .where(
+                Reminder.patient_id == patient.id,
+                Reminder.actionable.is_(True),
+                Reminder.due_at >= local_midnight,
+                Reminder.status.in_(_SENT_OR_GOING),
+            )
+        )
+        return cls(silent=True, reengaged=reengaged is not None, sent_today=sent_today or 0)
+
+    def admit(
+        self, run: _Pass, patient: Patient, channels: list[tuple[Channel, str]]
+    ) -> ReminderStatus:
+        """The status for the next group of reminders: queued, or canceled by the back-off
+        (the first silent group is replaced by one re-engagement message)."""
+        if not self.silent:
+            return ReminderStatus.QUEUED
+        if not self.reengaged:
+            self.reengaged = True
+            run.add_system_message(patient, "reengage", channels)
+            return ReminderStatus.CANCELED
+        if self.sent_today == 0:
+            self.sent_today = 1
+            return ReminderStatus.QUEUED
+        return ReminderStatus.CANCELED
+
+
+_SENT_OR_GOING = (
+    ReminderStatus.QUEUED,
+    ReminderStatus.SENDING,
+    ReminderStatus.SENT,
+    ReminderStatus.DELIVERED,
+)
 
 
 def _occurrences_due(
@@ -202,6 +292,7 @@ def _row(
         "status": status,
         "status_at": now,
         "queued_at": now if status is ReminderStatus.QUEUED else None,
+        "error_detail": BACKOFF_DETAIL if status is ReminderStatus.CANCELED else None,
         "to_address": channel[1],
         "attempts": 0,
     }

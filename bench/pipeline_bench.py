@@ -1,0 +1,544 @@
+"""Delivery pipeline benchmark: N reminders due in the same minute, through the real pipeline.
+
+Loads ``--patients`` patients into a scratch PostgreSQL database with bulk SQL, starts the fake
+Twilio server process, one ``celery -A tasks.app worker`` (Celery's default concurrency) and
+``celery -A tasks.app beat`` (the dispatcher every PTNUDGE_TICK_SECONDS, default 15 s), makes N
+reminders due at the next whole minute, and measures until every one is sent:
+
+- throughput end to end: N / (last ``reminders.sent_at`` - due time);
+- lateness p50/p99: ``reminders.sent_at - due_at`` (sent_at is written right after the fake
+  answered 201; the fake's own ``date_created`` has whole seconds only);
+- one idle ``run_tick`` at ``--patients`` patients, in process, median of several;
+- worker RSS: sum of VmRSS over the worker's process group, sampled every second (peak);
+- baseline: the same N messages from one plain loop of ``twilio.rest.Client`` calls.
+
+    .venv/bin/python bench/pipeline_bench.py --n 5000 --n 50000 --patients 1000000
+
+Needs PostgreSQL (127.0.0.1:5432, user postgres, trust) and Redis (127.0.0.1:6379). The scratch
+database is dropped and the Redis database (an empty one of 10-15) flushed at the end, also on
+errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import redis
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+from twilio.rest import Client
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from config.settings import Settings, load_settings  # noqa: E402 - after the path fix above
+from service.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
+from service.ticking import run_tick  # noqa: E402
+from tests.fakes.twilio_server import (  # noqa: E402
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    RemoteTwilioServer,
+    twilio_server_process,
+)
+
+ADMIN_URL = os.environ.get(
+    "PTNUDGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("PTNUDGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+FROM_NUMBER = "+13125550000"
+TICK_SECONDS = 15.0  # PTNUDGE_TICK_SECONDS default; beat dispatches this often
+LEAD_SECONDS = 20  # the due minute is at least this far ahead when it is set
+LONG_RUN_SECONDS = 600  # a run expected to take longer is only started when asked
+IDLE_TICK_RUNS = 9
+BODY = "Hi Pat, time for your stretch: 10 slow knee-to-chest pulls. Reply DONE when finished."
+SENT_STATUSES = ("sent", "delivered")
+OPEN_STATUSES = ("scheduled", "queued", "sending")
+
+
+# --- scratch database and bulk load ------------------------------------------------------------
+
+
+def create_database() -> tuple[str, str]:
+    name = f"ptnudge_pipebench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name, sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(name: str) -> None:
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+# Everyone's stretch is at the same minute, UTC, awake all day. Nobody is due at load time:
+# ``prepare_due`` later moves the first N patients' item to the target instant.
+LOAD_SQL = [
+    """INSERT INTO clinics (id, slug, name, phone, timezone, region, created_at)
+       VALUES (1, 'bench', 'Bench clinic', '+13125550000', 'UTC', 'US', now())""",
+    """INSERT INTO patients (id, clinic_id, first_name, phone, timezone, locale, channel,
+           wake_start, wake_end, program_id, start_date, max_per_day, status,
+           created_at, updated_at)
+       SELECT g, 1, 'Pat', '+1' || (2000000000 + g)::text, 'UTC', 'en', 'sms',
+           '00:00', '23:59', 'stenosis-core', current_date - 30, 100, 'active', now(), now()
+       FROM generate_series(1, :n) AS g""",
+    """INSERT INTO plan_items (id, patient_id, position, kind, at_times, next_due_at)
+       SELECT g, g, 0, 'stretch', CAST(:at_times AS json), :later
+       FROM generate_series(1, :n) AS g""",
+    "SELECT setval('clinics_id_seq', 1)",
+    "SELECT setval('patients_id_seq', :n)",
+    "SELECT setval('plan_items_id_seq', :n)",
+]
+
+
+def load_patients(engine: sa.Engine, *, patients: int, later: dt.datetime) -> float:
+    began = time.perf_counter()
+    params = {"n": patients, "later": later, "at_times": f'["{later:%H:%M}"]'}
+    with engine.begin() as conn:
+        for statement in LOAD_SQL:
+            conn.execute(sa.text(statement), params)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+    return time.perf_counter() - began
+
+
+def prepare_due(engine: sa.Engine, *, n: int, target: dt.datetime) -> None:
+    """Make patients 1..N due at ``target`` (their daily stretch at that minute, UTC)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM reminders"))
+        conn.execute(
+            sa.text(
+                "UPDATE plan_items SET at_times = CAST(:at_times AS json), next_due_at = :target,"
+                " last_due_at = NULL WHERE patient_id <= :n"
+            ),
+            {"n": n, "target": target, "at_times": f'["{target:%H:%M}"]'},
+        )
+
+
+def next_target(now: dt.datetime) -> dt.datetime:
+    """The next whole minute at least LEAD_SECONDS ahead, kept clear of the 23:59 window end."""
+    target = (now + dt.timedelta(seconds=LEAD_SECONDS + 60)).replace(second=0, microsecond=0)
+    if target.hour == 23 and target.minute >= 58:
+        target = (target + dt.timedelta(days=1)).replace(hour=0, minute=1)
+    return target
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    url: str
+    broker_url: str
+    twilio: RemoteTwilioServer
+    log_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The integration tests' worker environment, minus their shortened delivery timings:
+        the benchmark measures the defaults (tick, requeue, reconcile, stale, min gap)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PTNUDGE_", "TWILIO_"))}
+        env.update(
+            {
+                "PTNUDGE_ENV": "test",
+                "PTNUDGE_DATABASE_URL": self.url,
+                "PTNUDGE_BROKER_URL": self.broker_url,
+                "PTNUDGE_SMS_BACKEND": "twilio",
+                "PTNUDGE_SECRET_KEY": "test-secret-key-0123456789",
+                "PTNUDGE_PUBLIC_URL": "http://127.0.0.1:9",
+                "PTNUDGE_TWILIO_API_URL": self.twilio.url,
+                "TWILIO_ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
+                "TWILIO_AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
+                "TWILIO_FROM_NUMBER": FROM_NUMBER,
+                "PYTHONPATH": str(REPO_ROOT),
+            }
+        )
+        return env
+
+    def settings(self) -> Settings:
+        return load_settings(
+            env="test",
+            database_url=self.url,
+            broker_url=self.broker_url,
+            sms_backend="twilio",
+            secret_key="test-secret-key-0123456789",
+            twilio_api_url=self.twilio.url,
+            twilio_account_sid=DEFAULT_ACCOUNT_SID,
+            twilio_auth_token=DEFAULT_AUTH_TOKEN,
+            twilio_from_number=FROM_NUMBER,
+            _env_file=None,
+        )
+
+    def start(self, name: str, *args: str, ready: bytes) -> None:
+        command = [sys.executable, "-m", "celery", "-A", "tasks.app", *args]
+        log_path = self.log_dir / f"{name}.log"
+        with log_path.open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while ready not in log_path.read_bytes():
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{log_path.read_text()[-2000:]}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+def group_rss_mb(pgid: int) -> float:
+    """Sum of VmRSS over every process in the group (the worker and its prefork pool)."""
+    total_kb = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
+class RssSampler:
+    """Samples the worker group's RSS every second in a thread; keeps the peak."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, group_rss_mb(self.pgid))
+            self._stop.wait(1.0)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def redis_database() -> Iterator[str]:
+    """An empty Redis database numbered 10-15 (others may be in use by tests), flushed
+    before and after."""
+    for number in range(10, 16):
+        client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
+        if client.dbsize() == 0:
+            break
+        client.close()
+    else:
+        raise RuntimeError("no empty Redis database among 10-15")
+    client.flushdb()
+    try:
+        yield f"{REDIS_URL}/{number}"
+    finally:
+        client.flushdb()
+        client.close()
+
+
+# --- measurements ------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    n: int
+    sent: int
+    statuses: dict[str, int]
+    seconds: float  # due instant -> last sent_at
+    p50: float
+    p99: float
+    queued_first: float  # due -> first reminder row queued by a dispatch tick
+    queued_last: float
+    fake_accepted: int
+    peak_rss_mb: float
+    complete: bool
+
+
+def idle_tick_ms(stack: Stack) -> list[float]:
+    """``run_tick`` with nothing due, in process; the first run (connect, warm caches) is
+    dropped."""
+    engine = make_engine(stack.url)
+    sessions = make_sessionmaker(engine)
+    settings = stack.settings()
+    times = []
+    for _ in range(IDLE_TICK_RUNS + 1):
+        began = time.perf_counter()
+        result = run_tick(settings=settings, sessions=sessions)
+        times.append((time.perf_counter() - began) * 1000)
+        if result.to_send:
+            raise RuntimeError("the idle tick found due reminders")
+    engine.dispose()
+    return times[1:]
+
+
+def wait_for_sends(
+    engine: sa.Engine, *, n: int, timeout: float, console: Console
+) -> tuple[bool, dict[str, int]]:
+    """Poll the reminders table until all N reached a final status (or the timeout)."""
+    deadline = time.monotonic() + timeout
+    statuses: dict[str, int] = {}
+    last_print = 0.0
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT status, count(*) FROM reminders GROUP BY status"))
+            statuses = {str(status): int(count) for status, count in rows}
+        created = sum(statuses.values())
+        if created >= n and not any(statuses.get(s) for s in OPEN_STATUSES):
+            return True, statuses
+        if time.monotonic() - last_print > 10:
+            console.log(f"  reminders by status: {statuses or '{}'}")
+            last_print = time.monotonic()
+        time.sleep(1.0)
+    return False, statuses
+
+
+def lateness(engine: sa.Engine, target: dt.datetime) -> tuple[float, ...]:
+    query = sa.text(
+        """SELECT count(*),
+                  extract(epoch FROM max(sent_at) - :target),
+                  extract(epoch FROM min(queued_at) - :target),
+                  extract(epoch FROM max(queued_at) - :target),
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - due_at)),
+                  percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - due_at))
+           FROM reminders WHERE sent_at IS NOT NULL"""
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query, {"target": target}).one()
+    return tuple(float(value or 0) for value in row)
+
+
+def run_pipeline(
+    stack: Stack, engine: sa.Engine, *, n: int, timeout: float, console: Console
+) -> RunResult:
+    stack.twilio.reset()
+    target = next_target(dt.datetime.now(dt.UTC))
+    prepare_due(engine, n=n, target=target)
+    console.log(f"N={n:,}: due at {target:%H:%M:%S} UTC; waiting")
+    time.sleep(max(0.0, (target - dt.datetime.now(dt.UTC)).total_seconds()))
+    with RssSampler(stack.processes["worker"].pid) as sampler:
+        complete, statuses = wait_for_sends(engine, n=n, timeout=timeout, console=console)
+    sent, span, queued_first, queued_last, p50, p99 = lateness(engine, target)
+    return RunResult(
+        n=n,
+        sent=int(sent),
+        queued_first=queued_first,
+        queued_last=queued_last,
+        statuses=statuses,
+        seconds=span,
+        p50=p50,
+        p99=p99,
+        fake_accepted=len(stack.twilio.messages),
+        peak_rss_mb=sampler.peak,
+        complete=complete,
+    )
+
+
+def plain_loop(stack: Stack, *, n: int) -> float:
+    """The same N messages from one loop of twilio client calls; returns messages/s."""
+    stack.twilio.reset()
+    client = Client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
+    # As service/transports/sms.py does: no edge/region rewriting, the fake's base URL.
+    client.edge = None
+    client.region = None
+    client.api.base_url = stack.twilio.url
+    began = time.perf_counter()
+    for g in range(1, n + 1):
+        client.messages.create(to=f"+1{2000000000 + g}", from_=FROM_NUMBER, body=BODY)
+    seconds = time.perf_counter() - began
+    accepted = len(stack.twilio.messages)
+    if accepted != n:
+        raise RuntimeError(f"plain loop: the fake accepted {accepted} of {n}")
+    return n / seconds
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    patients: int
+    load_seconds: float
+    idle_ms: list[float]
+    idle_rss_mb: float
+    runs: list[tuple[RunResult, float]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def ratio(value: float, target: float, *, higher_is_better: bool) -> str:
+    if value <= 0 or target <= 0:
+        return "-"
+    met = value >= target if higher_is_better else value < target
+    mark = "[green]ok[/]" if met else "[red]MISSED[/]"
+    return f"{value / target:.2f}x {mark}"
+
+
+def print_report(report: Report, console: Console, command: str) -> None:
+    table = Table(title=f"ptnudge delivery pipeline at {report.patients:,} patients")
+    for column in ("metric", "value", "target", "ratio"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    idle = statistics.median(report.idle_ms)
+    table.add_row(
+        f"idle tick, median of {len(report.idle_ms)} (ms)",
+        f"{idle:.1f} (min {min(report.idle_ms):.1f}, max {max(report.idle_ms):.1f})",
+        "< 20",
+        ratio(idle, 20.0, higher_is_better=False),
+    )
+    table.add_row("worker RSS, idle (MB)", f"{report.idle_rss_mb:.0f}", "", "")
+    for run, loop_rate in report.runs:
+        add_run_rows(table, run, loop_rate)
+    console.print(table)
+    for run, _ in report.runs:
+        console.print(
+            f"N={run.n:,}: final statuses {run.statuses}; fake accepted {run.fake_accepted:,}"
+        )
+    for note in report.skipped:
+        console.print(f"[yellow]{note}[/]")
+    console.print(f"data load: {report.patients:,} patients in {report.load_seconds:.1f} s")
+    console.print(f"reproduce: [bold]{command}[/]")
+
+
+def add_run_rows(table: Table, run: RunResult, loop_rate: float) -> None:
+    rate = run.sent / run.seconds if run.seconds > 0 else 0.0
+    tag = f"N={run.n:,}" + ("" if run.complete else " [red](incomplete)[/]")
+    table.add_row(f"{tag} sent / due", f"{run.sent:,} / {run.n:,}", f"{run.n:,}", "")
+    table.add_row(
+        f"{tag} pipeline msg/s (due -> last sent)",
+        f"{rate:.0f} ({run.seconds:.1f} s)",
+        f">= {0.5 * loop_rate:.0f} (0.5x loop)",
+        ratio(rate, 0.5 * loop_rate, higher_is_better=True),
+    )
+    table.add_row(f"{tag} plain twilio loop msg/s", f"{loop_rate:.0f}", "", "")
+    p99_target = TICK_SECONDS + 2 if run.n == 5000 else 0.0
+    table.add_row(
+        f"{tag} due -> queued, first / last (s)",
+        f"{run.queued_first:.1f} / {run.queued_last:.1f}",
+        "",
+        "",
+    )
+    table.add_row(f"{tag} lateness p50 (s)", f"{run.p50:.2f}", "", "")
+    table.add_row(
+        f"{tag} lateness p99 (s)",
+        f"{run.p99:.2f}",
+        f"< {p99_target:.0f}" if p99_target else "(target only at N=5,000)",
+        ratio(run.p99, p99_target, higher_is_better=False) if p99_target else "",
+    )
+    table.add_row(f"{tag} worker RSS, peak (MB)", f"{run.peak_rss_mb:.0f}", "", "")
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def allowed_to_run(estimate: float, *, allow_long: bool, console: Console) -> bool:
+    if estimate <= LONG_RUN_SECONDS or allow_long:
+        return True
+    question = f"the next run is estimated at {estimate / 60:.0f} min; run it? [y/N] "
+    if sys.stdin.isatty():
+        return console.input(question).strip().lower() == "y"
+    return False
+
+
+def run_all(args: argparse.Namespace, console: Console, stack: Stack, engine: sa.Engine) -> Report:
+    later = next_target(dt.datetime.now(dt.UTC)) + dt.timedelta(days=1)
+    console.log(f"loading {args.patients:,} patients (bulk SQL)")
+    load_seconds = load_patients(engine, patients=args.patients, later=later)
+    console.log(f"loaded in {load_seconds:.1f} s; timing idle ticks")
+    idle = idle_tick_ms(stack)
+    stack.start("worker", "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                "--hostname", f"bench{os.getpid()}@%h", ready=b" ready.")  # fmt: skip
+    stack.start("beat", "beat", "--loglevel", "INFO", "--schedule",
+                str(stack.log_dir / "beat-schedule"), ready=b"beat: Starting")  # fmt: skip
+    report = Report(args.patients, load_seconds, idle, group_rss_mb(stack.processes["worker"].pid))
+    rate = 0.0
+    for n in sorted(set(args.n)):
+        estimate = n / rate + 60 if rate else 0.0
+        if not allowed_to_run(estimate, allow_long=args.allow_long, console=console):
+            report.skipped.append(
+                f"N={n:,} skipped: estimated {estimate / 60:.0f} min at {rate:.0f} msg/s "
+                "(pass --allow-long to run it)"
+            )
+            continue
+        timeout = max(300.0, 3 * estimate)
+        run = run_pipeline(stack, engine, n=n, timeout=timeout, console=console)
+        console.log(f"N={n:,}: pipeline done; plain twilio loop")
+        report.runs.append((run, plain_loop(stack, n=n)))
+        # The send phase's rate: the wait for the first tick is paid once, not per message.
+        sending = run.seconds - run.queued_first
+        rate = run.sent / sending if sending > 0 else 0.0
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--n", type=int, action="append", help="reminders due at once (repeat)")
+    parser.add_argument("--patients", type=int, default=1_000_000)
+    parser.add_argument("--allow-long", action="store_true", help="run N expected > 10 min")
+    args = parser.parse_args()
+    args.n = args.n or [5000]
+    if max(args.n) > args.patients:
+        parser.error("--n cannot exceed --patients")
+    command = " ".join([".venv/bin/python", "bench/pipeline_bench.py", *sys.argv[1:]])
+    console = Console(width=max(Console().width, 120))
+    signal.signal(signal.SIGTERM, _interrupt)
+    name, url = create_database()
+    try:
+        with (
+            redis_database() as broker_url,
+            twilio_server_process() as twilio,
+            tempfile.TemporaryDirectory(prefix="ptnudge-bench-") as folder,
+        ):
+            upgrade(url)
+            engine = make_engine(url)
+            stack = Stack(url=url, broker_url=broker_url, twilio=twilio, log_dir=Path(folder))
+            try:
+                report = run_all(args, console, stack, engine)
+            finally:
+                stack.stop()
+                engine.dispose()
+            print_report(report, console, command)
+    finally:
+        drop_database(name)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    main()
