@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     retry_backoff_seconds: int = Field(
         5, ge=1, le=300, validation_alias="PTNUDGE_RETRY_BACKOFF_SECONDS"
     )
+    worker_concurrency: int = Field(
+        0, ge=0, le=256, validation_alias="PTNUDGE_WORKER_CONCURRENCY"
+    )  # 0: two pool processes per CPU (sends wait on the network and the database)
     send_max_retries: int = Field(6, ge=0, le=20, validation_alias="PTNUDGE_SEND_MAX_RETRIES")
     reply_window_hours: int = Field(12, gt=0, validation_alias="PTNUDGE_REPLY_WINDOW_HOURS")
     default_timezone: str = Field("America/Chicago", validation_alias="PTNUDGE_DEFAULT_TIMEZONE")

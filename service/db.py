@@ -50,19 +50,23 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime}  # noqa: RUF012 - SQLAlchemy's own hook
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, pre_ping: bool = True, **kwargs: Any) -> Engine:
     """An engine tuned per backend.
 
     SQLite: foreign keys on, WAL so the web app reads while the worker writes, and a busy
     timeout instead of instant "database is locked" errors. Transactions that write begin
     with BEGIN IMMEDIATE (see ``_sqlite_begin``) so claims cannot interleave.
+
+    ``pre_ping`` tests each pooled PostgreSQL connection before use (one round trip). Workers
+    turn it off: a send runs two short transactions, and a task that meets a dropped
+    connection is simply retried while its reminder is still queued.
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_pre_ping=pre_ping, **kwargs)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
-from service.messages import group_close
+from service.messages import MERGED_KINDS, group_close
 from service.models import (
     Channel,
     OptOut,
@@ -315,22 +315,32 @@ def _insert(
     for reminder_id, item_id, due_at, _status, channel in queued:
         by_channel[channel].append((reminder_id, item_id, due_at))
     positions: dict[int | None, int] = {item.id: item.position for item in patient.plan_items}
+    kinds: dict[int | None, str] = {item.id: item.kind for item in patient.plan_items}
     for members in by_channel.values():
         members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
-        head = members[0]
-        for reminder_id, item_id, due_at in members:
-            grouped = due_at - head[2] < rules.min_gap
-            if not grouped:
-                head = (reminder_id, item_id, due_at)
-            if reminder_id == head[0]:
-                result.to_send.append(reminder_id)
-                continue
-            session.execute(
-                update(Reminder)
-                .where(Reminder.id == reminder_id)
-                .values(status=ReminderStatus.MERGED, merged_into_id=head[0])
-            )
-            result.merged += 1
+        groups: list[list[tuple[int, int | None, dt.datetime]]] = []
+        for member in members:
+            if groups and member[2] - groups[-1][0][2] < rules.min_gap:
+                groups[-1].append(member)
+            else:
+                groups.append([member])
+        for head, *rest in groups:
+            result.to_send.append(head[0])
+            if rest:
+                _merge(session, head[0], [m[0] for m in rest], [kinds[m[1]] for m in rest])
+                result.merged += len(rest)
+
+
+def _merge(session: Session, head_id: int, member_ids: list[int], member_kinds: list[str]) -> None:
+    """Fold reminders into the first of their group: one message names them all."""
+    session.execute(
+        update(Reminder)
+        .where(Reminder.id.in_(member_ids))
+        .values(status=ReminderStatus.MERGED, merged_into_id=head_id)
+    )
+    session.execute(
+        update(Reminder).where(Reminder.id == head_id).values(context={MERGED_KINDS: member_kinds})
+    )
 
 
 def _insert_new(

@@ -19,6 +19,9 @@ from service.rendering import pick_variant, render_email, render_sms, variant_co
 from service.scheduling import Occurrence
 from service.transports.base import OutboundMessage
 
+# Key in a reminder's ``context``: the kinds the dispatcher merged into this message.
+MERGED_KINDS = "merged_kinds"
+
 
 def group_close(occurrences: Sequence[Occurrence], *, gap: dt.timedelta) -> list[list[Occurrence]]:
     """Group a patient's occurrences so that each group starts with one occurrence and takes in

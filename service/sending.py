@@ -19,14 +19,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import case, text, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from config.settings import Settings
 from service import delivery, metrics, optouts
 from service.db import rows_changed, transaction
-from service.masking import mask_recipient
-from service.messages import Composition, body_digest, compose, outbound
+from service.messages import MERGED_KINDS, Composition, body_digest, compose, outbound
 from service.models import Channel, Patient, Reminder, ReminderStatus, utcnow
 from service.plans import is_paused_at, schedule_for
 from service.scheduling import local_window_contains
@@ -69,12 +68,6 @@ def send_reminder(
         claimed = _claim(session, settings, reminder_id, clock())
     if isinstance(claimed, SendOutcome):
         return claimed
-    with transaction(sessions) as session:
-        # Opt-out is checked at the moment of sending: a STOP that landed after the claim
-        # still wins.
-        if optouts.is_opted_out(session=session, address=claimed.address):
-            _finish(session, reminder_id, ReminderStatus.CANCELED, clock(), detail="opted out")
-            return SendOutcome.CANCELED
     message = outbound(
         settings=settings,
         composition=claimed.composition,
@@ -106,19 +99,19 @@ def _claim(
         reminder_id,
         options=[
             joinedload(Reminder.patient).joinedload(Patient.clinic),
-            joinedload(Reminder.patient).selectinload(Patient.plan_items),
+            joinedload(Reminder.patient).joinedload(Patient.plan_items),
         ],
     )
     if reminder is None or reminder.status is not ReminderStatus.QUEUED:
         return SendOutcome.NOT_CLAIMED
-    verdict = _still_wanted(reminder, settings, now)
+    verdict = _still_wanted(session, reminder, settings, now)
     if verdict is not None:
         status, detail = verdict
         if _move(session, reminder_id, ReminderStatus.QUEUED, status, now, detail=detail):
             return SendOutcome.EXPIRED if status is ReminderStatus.EXPIRED else SendOutcome.CANCELED
         return SendOutcome.NOT_CLAIMED
-    address = reminder.to_address or _address(reminder)
-    composition = _compose(session, settings, reminder)
+    address = _address(reminder)  # today's number: the clinic may have corrected it
+    composition = _compose(settings, reminder)
     changed = rows_changed(
         session,
         update(Reminder)
@@ -138,21 +131,43 @@ def _claim(
 
 
 def _still_wanted(
-    reminder: Reminder, settings: Settings, now: dt.datetime
+    session: Session, reminder: Reminder, settings: Settings, now: dt.datetime
 ) -> tuple[ReminderStatus, str] | None:
     """Why this reminder must not go out now, or None when it should."""
     patient = reminder.patient
-    if now - reminder.due_at > dt.timedelta(seconds=settings.stale_after_seconds):
-        return ReminderStatus.EXPIRED, "stale: due long ago"
-    if is_paused_at(patient, now):
-        return ReminderStatus.CANCELED, f"patient {patient.status.value}"
-    if reminder.channel is Channel.SMS and patient.phone_invalid_code:
-        return ReminderStatus.CANCELED, f"phone invalid ({patient.phone_invalid_code})"
-    if not _address(reminder):
-        return ReminderStatus.CANCELED, f"no {reminder.channel.value} address"
+    address = _address(reminder)
     schedule = schedule_for(patient)
-    if reminder.actionable and schedule is not None and not local_window_contains(schedule, now):
-        return ReminderStatus.EXPIRED, "outside the waking window"
+    checks = (
+        # Opt-out is checked at the moment of sending, in the claim's own transaction: a STOP
+        # committed before this point wins; one after it finds the reminder already leaving.
+        (
+            address is not None and optouts.is_opted_out(session=session, address=address),
+            ReminderStatus.CANCELED,
+            "opted out",
+        ),
+        (
+            now - reminder.due_at > dt.timedelta(seconds=settings.stale_after_seconds),
+            ReminderStatus.EXPIRED,
+            "stale: due long ago",
+        ),
+        (is_paused_at(patient, now), ReminderStatus.CANCELED, f"patient {patient.status.value}"),
+        (
+            reminder.channel is Channel.SMS and patient.phone_invalid_code is not None,
+            ReminderStatus.CANCELED,
+            f"phone invalid ({patient.phone_invalid_code})",
+        ),
+        (not address, ReminderStatus.CANCELED, f"no {reminder.channel.value} address"),
+        (
+            reminder.actionable
+            and schedule is not None
+            and not local_window_contains(schedule, now),
+            ReminderStatus.EXPIRED,
+            "outside the waking window",
+        ),
+    )
+    for failed, status, detail in checks:
+        if failed:
+            return status, detail
     return None
 
 
@@ -161,12 +176,10 @@ def _address(reminder: Reminder) -> str | None:
     return patient.phone if reminder.channel is Channel.SMS else patient.email
 
 
-def _compose(session: Session, settings: Settings, reminder: Reminder) -> Composition:
-    merged = session.scalars(
-        select(Reminder.kind)
-        .where(Reminder.merged_into_id == reminder.id)
-        .order_by(Reminder.due_at, Reminder.id)
-    ).all()
+def _compose(settings: Settings, reminder: Reminder) -> Composition:
+    extra = dict(reminder.context or {})
+    # The dispatcher wrote the kinds merged into this message (see service/dispatch.py).
+    merged = [str(kind) for kind in extra.pop(MERGED_KINDS, [])]
     kinds = [reminder.kind, *(kind for kind in merged if kind != reminder.kind)]
     return compose(
         settings=settings,
@@ -176,7 +189,7 @@ def _compose(session: Session, settings: Settings, reminder: Reminder) -> Compos
         channel=reminder.channel,
         seed=reminder.id,
         reminder_id=reminder.id,
-        extra=reminder.context,
+        extra=extra,
     )
 
 
@@ -198,33 +211,36 @@ def _move(
     return rows_changed(session, statement) == 1
 
 
-def _finish(
-    session: Session, reminder_id: int, status: ReminderStatus, now: dt.datetime, *, detail: str
-) -> None:
-    _move(session, reminder_id, ReminderStatus.SENDING, status, now, detail=detail)
-
-
 def _record_sent(
     sessions: sessionmaker[Session], reminder_id: int, receipt: Receipt, now: dt.datetime
 ) -> None:
     with transaction(sessions) as session:
-        reminder = session.get(Reminder, reminder_id)
-        if reminder is None:
-            return
-        # A status callback may already have moved it on (delivered); keep that.
-        if reminder.status is ReminderStatus.SENDING:
-            reminder.status = ReminderStatus.SENT
-            reminder.status_at = now
-        reminder.provider_id = receipt.provider_id
-        reminder.sent_at = now
-        metrics.MESSAGES_SENT.labels(channel=reminder.channel.value).inc()
-        metrics.SEND_LAG_SECONDS.observe(max(0.0, (now - reminder.due_at).total_seconds()))
-        log.info(
-            "sent reminder %s (%s) to %s",
-            reminder_id,
-            reminder.kind,
-            mask_recipient(reminder.to_address or ""),
-        )
+        # Losing this commit in a database crash cannot cause a second message: the reminder
+        # would still be "sending" and the sweeper would find it at the provider. So the
+        # commit need not wait for the disk, which halves the database time per message.
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        found = session.execute(
+            update(Reminder)
+            .where(Reminder.id == reminder_id)
+            .values(
+                # A status callback may already have moved it on (delivered); keep that.
+                status=case(
+                    (Reminder.status == ReminderStatus.SENDING, ReminderStatus.SENT),
+                    else_=Reminder.status,
+                ),
+                status_at=now,
+                provider_id=receipt.provider_id,
+                sent_at=now,
+            )
+            .returning(Reminder.channel, Reminder.kind, Reminder.due_at)
+        ).one_or_none()
+    if found is None:
+        return
+    channel, kind, due_at = found
+    metrics.MESSAGES_SENT.labels(channel=channel.value).inc()
+    metrics.SEND_LAG_SECONDS.observe(max(0.0, (now - due_at).total_seconds()))
+    log.info("sent reminder %s (%s) on %s", reminder_id, kind, channel.value)
 
 
 def _record_error(

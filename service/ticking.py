@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import cast
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,9 +34,17 @@ def dispatch_rules(settings: Settings) -> DispatchRules:
 
 
 def run_tick(
-    *, settings: Settings, sessions: sessionmaker[Session], now: dt.datetime | None = None
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    now: dt.datetime | None = None,
+    after_commit: Callable[[list[int]], None] | None = None,
 ) -> DispatchResult:
-    """Dispatch until nothing due is left (each batch its own short transaction)."""
+    """Dispatch until nothing due is left, each batch its own short transaction.
+
+    ``after_commit`` gets each batch's ids to send as soon as that batch is committed, so
+    sending starts while later batches are still being dispatched.
+    """
     started = time.perf_counter()
     rules = dispatch_rules(settings)
     total = DispatchResult()
@@ -47,6 +56,8 @@ def run_tick(
         total.expired += batch.expired
         total.merged += batch.merged
         total.to_send.extend(batch.to_send)
+        if after_commit is not None and batch.to_send:
+            after_commit(batch.to_send)
         if batch.claimed < rules.batch_size:
             break
     metrics.TICK_SECONDS.observe(time.perf_counter() - started)
@@ -59,7 +70,14 @@ def run_sweep(
     sessions: sessionmaker[Session],
     sms: Transport,
     now: dt.datetime | None = None,
+    queue_empty: bool = True,
 ) -> SweepResult:
+    """Requeue what the broker lost and settle what crashed workers left mid-send.
+
+    ``queue_empty`` says whether the broker's send queue is empty: only then can a long
+    "queued" mean a lost task; behind a backlog it only means the workers are busy, and
+    requeueing would pile duplicate tasks onto the backlog.
+    """
     rules = SweepRules(
         requeue_after=dt.timedelta(seconds=settings.requeue_after_seconds),
         reconcile_after=dt.timedelta(seconds=settings.reconcile_after_seconds),
@@ -68,7 +86,8 @@ def run_sweep(
     reconciler = cast(Reconciler, sms) if hasattr(sms, "find_sent") else None
     with transaction(sessions) as session:
         moment = now or utcnow()
-        result.requeued.extend(requeue_lost(session=session, rules=rules, now=moment))
+        if queue_empty:
+            result.requeued.extend(requeue_lost(session=session, rules=rules, now=moment))
         for reminder in stuck_sending(session=session, rules=rules, now=moment):
             reconcile(
                 session=session, reminder=reminder, reconciler=reconciler, now=moment, result=result

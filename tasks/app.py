@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import Celery
@@ -30,6 +31,7 @@ def create_app(settings: Settings) -> Celery:
         # reminder's own status (not the broker) decides whether it is sent again.
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=4,
+        worker_concurrency=settings.worker_concurrency or 2 * (os.cpu_count() or 1),
         broker_connection_retry_on_startup=True,
         broker_transport_options={"socket_timeout": 5, "visibility_timeout": 3600},
         timezone="UTC",

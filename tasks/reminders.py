@@ -8,8 +8,10 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.utils.time import get_exponential_backoff_interval
+from sqlalchemy.exc import OperationalError
 
 from service.sending import SendOutcome, Transports, send_reminder
+from service.status import broker_queue_depth
 from service.ticking import run_sweep, run_tick
 from tasks.app import app
 from tasks.locks import single_flight
@@ -35,8 +37,11 @@ def dispatch() -> int:
     with single_flight(runtime.settings, "dispatch", ttl=LOCK_TTL) as mine:
         if not mine:
             return 0
-        result = run_tick(settings=runtime.settings, sessions=runtime.sessions)
-    enqueue_sends(app, result.to_send)
+        result = run_tick(
+            settings=runtime.settings,
+            sessions=runtime.sessions,
+            after_commit=lambda ids: enqueue_sends(app, ids),
+        )
     return len(result.to_send)
 
 
@@ -52,13 +57,18 @@ def send(self: Task[Any, Any], reminder_id: int) -> str:
         maximum=BACKOFF_MAX,
         full_jitter=True,
     )
-    outcome = send_reminder(
-        sessions=runtime.sessions,
-        settings=runtime.settings,
-        transports=Transports(sms=runtime.sms, email=runtime.email),
-        reminder_id=reminder_id,
-        retry_in=None if last_attempt else dt.timedelta(seconds=countdown),
-    )
+    try:
+        outcome = send_reminder(
+            sessions=runtime.sessions,
+            settings=runtime.settings,
+            transports=Transports(sms=runtime.sms, email=runtime.email),
+            reminder_id=reminder_id,
+            retry_in=None if last_attempt else dt.timedelta(seconds=countdown),
+        )
+    except OperationalError as error:
+        # The database went away (restart, failover). Whatever step failed, a retry is
+        # safe: a claimed reminder is never claimed twice.
+        raise self.retry(exc=error, countdown=countdown) from error
     if outcome is SendOutcome.RETRY:
         raise self.retry(countdown=countdown)
     return outcome.value
@@ -70,6 +80,12 @@ def sweep() -> int:
     with single_flight(runtime.settings, "sweep", ttl=LOCK_TTL) as mine:
         if not mine:
             return 0
-        result = run_sweep(settings=runtime.settings, sessions=runtime.sessions, sms=runtime.sms)
+        depth = broker_queue_depth(runtime.settings.broker_url)
+        result = run_sweep(
+            settings=runtime.settings,
+            sessions=runtime.sessions,
+            sms=runtime.sms,
+            queue_empty=depth is None or depth == 0,
+        )
     enqueue_sends(app, result.requeued)
     return len(result.requeued)

@@ -25,7 +25,7 @@ class TransientError(Exception):
     """Sending failed in a way that may succeed on a later try."""
 
 
-@app.task(  # type: ignore[untyped-decorator]
+@app.task(
     name=CLINIC_ALERT_TASK,
     acks_late=True,
     ignore_result=True,

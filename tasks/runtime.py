@@ -32,7 +32,7 @@ def _runtime_for(pid: int) -> Runtime:
     from tasks.app import app  # noqa: PLC0415 - the app module imports the task modules
 
     settings: Settings = app.ptnudge_settings
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pre_ping=False)
     return Runtime(
         settings=settings,
         sessions=make_sessionmaker(engine),

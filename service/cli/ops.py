@@ -34,8 +34,12 @@ def tick(
 
     with command_context() as ctx:
         started = time.perf_counter()
-        result = run_tick(settings=ctx.settings, sessions=ctx.sessions)
-        enqueue_sends(create_app(ctx.settings), result.to_send)
+        celery = create_app(ctx.settings)
+        result = run_tick(
+            settings=ctx.settings,
+            sessions=ctx.sessions,
+            after_commit=lambda ids: enqueue_sends(celery, ids),
+        )
         summary = {
             "due_items": result.items,
             "reminders_created": result.created,
