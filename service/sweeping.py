@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from service.messages import body_digest
 from service.models import Channel, Reminder, ReminderStatus
-from service.transports.base import ProviderRecord, Reconciler, TransportError
+from service.transports.base import ProviderRecord, Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,10 @@ def requeue_lost(*, session: Session, rules: SweepRules, now: dt.datetime) -> li
     return ids
 
 
-def stuck_sending(*, session: Session, rules: SweepRules, now: dt.datetime) -> list[Reminder]:
+def stuck_sending(*, session: Session, rules: SweepRules, now: dt.datetime) -> list[int]:
+    """Ids of reminders a worker left in ``sending`` for longer than ``reconcile_after``."""
     query = (
-        select(Reminder)
+        select(Reminder.id)
         .where(
             Reminder.status == ReminderStatus.SENDING,
             Reminder.claimed_at < now - rules.reconcile_after,
@@ -78,31 +79,60 @@ def stuck_sending(*, session: Session, rules: SweepRules, now: dt.datetime) -> l
         .order_by(Reminder.claimed_at)
         .limit(BATCH)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """What reconciling needs to know of a stuck reminder, read outside any lock."""
+
+    id: int
+    channel: Channel
+    to_address: str | None
+    since: dt.datetime
+    digest: str | None
+
+
+def stuck_details(*, session: Session, reminder_id: int) -> Stuck | None:
+    reminder = session.get(Reminder, reminder_id)
+    if reminder is None or reminder.status is not ReminderStatus.SENDING:
+        return None
+    return Stuck(
+        id=reminder.id,
+        channel=reminder.channel,
+        to_address=reminder.to_address,
+        since=(reminder.claimed_at or reminder.due_at) - CLOCK_SLACK,
+        digest=reminder.body_digest,
+    )
+
+
+def ask_provider(stuck: Stuck, reconciler: Reconciler | None) -> list[ProviderRecord] | None:
+    """The provider's messages to that address since the claim; None when the provider cannot
+    be asked (email, console). Raises TransportError when it is unreachable. Called with no
+    transaction open: a slow provider must not hold locks that claims wait on."""
+    if stuck.channel is not Channel.SMS or reconciler is None or not stuck.to_address:
+        return None
+    return reconciler.find_sent(to=stuck.to_address, since=stuck.since)
 
 
 def reconcile(
     *,
     session: Session,
-    reminder: Reminder,
-    reconciler: Reconciler | None,
+    stuck: Stuck,
+    records: list[ProviderRecord] | None,
     now: dt.datetime,
     result: SweepResult,
 ) -> None:
-    """Settle one reminder left in ``sending`` by asking the provider what it has."""
-    if reminder.channel is not Channel.SMS or reconciler is None or not reminder.to_address:
+    """Settle one reminder left in ``sending`` with what the provider said, if it is still
+    ``sending`` (a late status callback may have settled it meanwhile)."""
+    reminder = session.get(Reminder, stuck.id, with_for_update=_for_update(session))
+    if reminder is None or reminder.status is not ReminderStatus.SENDING:
+        return
+    if records is None:
         _settle(reminder, ReminderStatus.UNKNOWN, now, "worker stopped mid-send; provider unknown")
         result.unknown += 1
         return
-    since = (reminder.claimed_at or reminder.due_at) - CLOCK_SLACK
-    try:
-        records = reconciler.find_sent(to=reminder.to_address, since=since)
-    except TransportError as error:
-        log.warning("reconcile reminder %s: provider unreachable (%s)", reminder.id, error.code)
-        return  # try again on the next sweep
-    match = _matching(records, reminder.body_digest)
+    match = _matching(records, stuck.digest)
     if match is None:
         # The provider never took it: safe to send now (the send task re-checks staleness).
         reminder.status = ReminderStatus.QUEUED
@@ -115,6 +145,10 @@ def reconcile(
     reminder.sent_at = match.created_at
     _settle(reminder, PROVIDER_STATUS.get(match.status, ReminderStatus.SENT), now, None)
     result.reconciled_sent += 1
+
+
+def _for_update(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _matching(records: list[ProviderRecord], digest: str | None) -> ProviderRecord | None:

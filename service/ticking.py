@@ -7,6 +7,7 @@ ids only after they return, that is after the commit.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from typing import cast
@@ -18,8 +19,18 @@ from service import metrics
 from service.db import transaction
 from service.dispatch import DispatchResult, DispatchRules, dispatch_due
 from service.models import utcnow
-from service.sweeping import SweepResult, SweepRules, reconcile, requeue_lost, stuck_sending
-from service.transports.base import Reconciler, Transport
+from service.sweeping import (
+    SweepResult,
+    SweepRules,
+    ask_provider,
+    reconcile,
+    requeue_lost,
+    stuck_details,
+    stuck_sending,
+)
+from service.transports.base import Reconciler, Transport, TransportError
+
+log = logging.getLogger(__name__)
 
 # A tick that finds more than this many full batches leaves the rest to the next tick.
 MAX_BATCHES = 1000
@@ -84,12 +95,32 @@ def run_sweep(
     )
     result = SweepResult()
     reconciler = cast(Reconciler, sms) if hasattr(sms, "find_sent") else None
+    moment = now or utcnow()
     with transaction(sessions) as session:
-        moment = now or utcnow()
         if queue_empty:
             result.requeued.extend(requeue_lost(session=session, rules=rules, now=moment))
-        for reminder in stuck_sending(session=session, rules=rules, now=moment):
-            reconcile(
-                session=session, reminder=reminder, reconciler=reconciler, now=moment, result=result
-            )
+        stuck_ids = stuck_sending(session=session, rules=rules, now=moment)
+    for reminder_id in stuck_ids:
+        _reconcile_one(sessions, reminder_id, reconciler, moment, result)
     return result
+
+
+def _reconcile_one(
+    sessions: sessionmaker[Session],
+    reminder_id: int,
+    reconciler: Reconciler | None,
+    now: dt.datetime,
+    result: SweepResult,
+) -> None:
+    # Read, ask the provider with no transaction open, then settle in a short transaction.
+    with sessions() as session:
+        stuck = stuck_details(session=session, reminder_id=reminder_id)
+    if stuck is None:
+        return
+    try:
+        records = ask_provider(stuck, reconciler)
+    except TransportError as error:
+        log.warning("reconcile reminder %s: provider unreachable (%s)", reminder_id, error.code)
+        return  # asked again on the next sweep
+    with transaction(sessions) as session:
+        reconcile(session=session, stuck=stuck, records=records, now=now, result=result)

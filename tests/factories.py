@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -44,7 +45,7 @@ def make_patient(
     channel: ChannelChoice = ChannelChoice.SMS,
     timezone: str = "America/Chicago",
     wake: tuple[dt.time, dt.time] = (dt.time(8, 0), dt.time(20, 0)),
-    items: list[dict[str, object]] | None = None,
+    items: list[dict[str, Any]] | None = None,
     max_per_day: int = 10,
     locale: str = "en",
     start_date: dt.date = dt.date(2026, 1, 1),
