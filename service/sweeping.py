@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
@@ -21,8 +20,6 @@ from sqlalchemy.orm import Session
 from service.messages import body_digest
 from service.models import Channel, Reminder, ReminderStatus
 from service.transports.base import ProviderRecord, Reconciler
-
-log = logging.getLogger(__name__)
 
 PROVIDER_STATUS = {
     "delivered": ReminderStatus.DELIVERED,
