@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         0, ge=0, le=256, validation_alias="PTNUDGE_WORKER_CONCURRENCY"
     )  # 0: two pool processes per CPU (sends wait on the network and the database)
+    worker_metrics_port: int | None = Field(
+        None, ge=1, le=65535, validation_alias="PTNUDGE_WORKER_METRICS_PORT"
+    )
     send_max_retries: int = Field(6, ge=0, le=20, validation_alias="PTNUDGE_SEND_MAX_RETRIES")
     reply_window_hours: int = Field(12, gt=0, validation_alias="PTNUDGE_REPLY_WINDOW_HOURS")
     default_timezone: str = Field("America/Chicago", validation_alias="PTNUDGE_DEFAULT_TIMEZONE")

@@ -18,6 +18,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -60,3 +61,13 @@ def exposition() -> tuple[bytes, str]:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from other hosts
+    """Serve ``/metrics`` from a background thread (a worker has no web app of its own)."""
+    registry = REGISTRY
+    directory = multiprocess_dir()
+    if directory is not None:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=host, registry=registry)

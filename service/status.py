@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from service.models import OptOut, PlanItem, Reminder, ReminderStatus, utcnow
+from service.models import OptOut, PlanItem, Reminder, utcnow
+from service.ticking import waiting_to_send
 
 SEND_QUEUE = "celery"
 
@@ -30,11 +31,7 @@ def collect_status(
     due_items = session.scalar(
         select(func.count()).select_from(PlanItem).where(PlanItem.next_due_at <= now)
     )
-    waiting = session.scalar(
-        select(func.count())
-        .select_from(Reminder)
-        .where(Reminder.status.in_((ReminderStatus.QUEUED, ReminderStatus.SENDING)))
-    )
+    waiting = waiting_to_send(session)
     last_dispatch = session.scalar(select(func.max(PlanItem.last_due_at)))
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     opt_outs = session.scalar(

@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from service import metrics
 from service.db import transaction
 from service.dispatch import DispatchResult, DispatchRules, dispatch_due
-from service.models import utcnow
+from service.models import Reminder, ReminderStatus, utcnow
 from service.sweeping import (
     SweepResult,
     SweepRules,
@@ -72,7 +73,20 @@ def run_tick(
         if batch.claimed < rules.batch_size:
             break
     metrics.TICK_SECONDS.observe(time.perf_counter() - started)
+    with sessions() as session:
+        metrics.QUEUE_LAG.set(waiting_to_send(session))
     return total
+
+
+def waiting_to_send(session: Session) -> int:
+    """Reminders queued or being sent: the backlog behind the dispatcher (a partial index
+    covers exactly these rows)."""
+    query = (
+        select(func.count())
+        .select_from(Reminder)
+        .where(Reminder.status.in_((ReminderStatus.QUEUED, ReminderStatus.SENDING)))
+    )
+    return int(session.scalar(query) or 0)
 
 
 def run_sweep(

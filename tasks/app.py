@@ -11,10 +11,10 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready
 
 from config.settings import Settings, load_settings
-from service import logs
+from service import logs, metrics
 
 TASK_MODULES = ["tasks.digest", "tasks.reminders", "tasks.replies"]
 
@@ -79,3 +79,13 @@ def _protect_worker_logs(logger: logging.Logger, **_: Any) -> None:
     """Worker and beat logs get our format (JSON in production) and the number filter."""
     for handler in logger.handlers:
         logs.protect(handler, app.ptnudge_settings)
+
+
+@worker_ready.connect
+def _serve_worker_metrics(**_: Any) -> None:
+    """With PTNUDGE_WORKER_METRICS_PORT set, the worker's main process serves ``/metrics``
+    for Prometheus: the same metrics as the web app, summed over the pool's processes when
+    PROMETHEUS_MULTIPROC_DIR is set."""
+    port = app.ptnudge_settings.worker_metrics_port
+    if port is not None:
+        metrics.serve(port)

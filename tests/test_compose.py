@@ -346,7 +346,11 @@ def test_python_services_run_one_image_built_here_with_the_shared_environment() 
     assert set(ours) == PYTHON_SERVICES
     for name, svc in ours.items():
         assert svc["build"] == ".", name
-        assert svc["environment"] == shared, f"{name} must use the x-ptnudge-env block"
+        env = svc["environment"]
+        assert {key: env.get(key) for key in shared} == shared, f"{name} must use x-ptnudge-env"
+        extra = set(env) - set(shared)
+        known = {str(field.validation_alias) for field in Settings.model_fields.values()}
+        assert extra <= known | {"PROMETHEUS_MULTIPROC_DIR"}, f"{name}: unknown {extra - known}"
 
 
 def test_shared_environment_names_only_settings_that_exist() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,7 +77,12 @@ def run(
                  "--schedule", str(Path(".ptnudge") / "celerybeat-schedule")],
         "web": [python, "-m", "uvicorn", "service.web:app", "--host", host, "--port", str(port)],
     }  # fmt: skip
-    Path(".ptnudge").mkdir(exist_ok=True)
+    # Web, worker and beat share a metrics folder: the web app's /metrics shows the
+    # worker's counters too.
+    metrics_dir = Path(".ptnudge") / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     # Our own interpreter and fixed arguments: nothing here comes from outside.
     processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
     console = Console(stderr=True)
