@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     twilio_timeout_seconds: float = Field(
         10.0, gt=0, le=120, validation_alias="PTNUDGE_TWILIO_TIMEOUT_SECONDS"
     )
+    # Only for trying the webhooks by hand on a laptop; refused anywhere else.
+    verify_twilio_signatures: bool = Field(
+        True, validation_alias="PTNUDGE_VERIFY_TWILIO_SIGNATURES"
+    )
     twilio_handles_opt_out_replies: bool = Field(
         True, validation_alias="PTNUDGE_TWILIO_HANDLES_OPT_OUT_REPLIES"
     )
@@ -162,6 +166,15 @@ class Settings(BaseSettings):
             token = self.twilio_auth_token.get_secret_value() if self.twilio_auth_token else ""
             if token.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("TWILIO_AUTH_TOKEN must be set outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _signatures_checked(self) -> Settings:
+        if not self.verify_twilio_signatures and self.env != "development":
+            raise ValueError(
+                "PTNUDGE_VERIFY_TWILIO_SIGNATURES=false is allowed only with "
+                "PTNUDGE_ENV=development: anyone could forge replies and opt-outs"
+            )
         return self
 
     @model_validator(mode="after")

@@ -119,6 +119,10 @@ def create_app(
 async def _signed_form(wiring: _Wiring, request: Request, signature: str | None) -> FormData:
     """The POSTed form, or 403 unless Twilio signed exactly this URL and these params."""
     form = await request.form()
+    if (
+        not wiring.settings.verify_twilio_signatures
+    ):  # development only (settings refuse it elsewhere)
+        return form
     url = wiring.settings.public_url + request.url.path
     if request.url.query:
         url += "?" + request.url.query

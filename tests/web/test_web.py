@@ -19,7 +19,7 @@ from kombu.connection import Connection
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from config.settings import Settings
+from config.settings import Settings, SettingsError, load_settings
 from service import optouts
 from service.db import transaction
 from service.links import action_links
@@ -636,3 +636,17 @@ def test_metrics_add_up_every_process_in_multiprocess_mode(tmp_path: Path) -> No
     output = run()
 
     assert 'ptnudge_replies_total{command="stop"} 2.0' in output
+
+
+def test_signature_checking_cannot_be_turned_off_outside_development() -> None:
+    for env in ("production", "test"):
+        with pytest.raises(SettingsError, match="PTNUDGE_VERIFY_TWILIO_SIGNATURES"):
+            load_settings(
+                env=env,
+                verify_twilio_signatures=False,
+                secret_key="a-real-secret-key-0123456789",
+                _env_file=None,
+            )
+    assert not load_settings(
+        env="development", verify_twilio_signatures=False, _env_file=None
+    ).verify_twilio_signatures
