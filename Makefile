@@ -41,7 +41,7 @@ typecheck: $(STAMP) ## mypy --strict only
 	$(BIN)/mypy
 
 audit: $(STAMP) ## known vulnerabilities in the installed dependencies (needs PyPI)
-	$(BIN)/pip-audit --skip-editable --progress-spinner off
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 fmt: $(STAMP) ## format and fix what ruff can
 	$(BIN)/ruff format .

@@ -500,7 +500,9 @@ def _reminder_answer(
         reminder.patient, inbound.received_at + SNOOZE_DELAY
     ):
         return "snooze_ack", {"n": int(SNOOZE_DELAY.total_seconds() // 60)}
-    # SKIP, or LATER too late in the patient's day for a re-send: the reminder is let go.
+    if command is Command.SNOOZE:
+        # Too late in the patient's day for a re-send: the reminder is let go.
+        return "snooze_too_late", {}
     return "skip_ack", {}
 
 

@@ -27,6 +27,7 @@ done_ack               first_name, kind (of the reminder marked done)
 done_nothing_open      first_name
 skip_ack               first_name
 snooze_ack             first_name, n (minutes until the reminder comes back)
+snooze_too_late        first_name (LATER came too late in the waking day for a re-send)
 pause_ack              first_name, n (days paused)
 pain_ack               first_name, n (the 0-10 score recorded)
 pain_question          first_name
@@ -92,6 +93,7 @@ SYSTEM_MESSAGES: tuple[str, ...] = (
     "done_nothing_open",
     "skip_ack",
     "snooze_ack",
+    "snooze_too_late",
     "pause_ack",
     "pain_ack",
     "pain_question",

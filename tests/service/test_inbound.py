@@ -410,7 +410,7 @@ def test_later_near_bedtime_says_so_and_schedules_nothing(
     ).all()
     assert scheduled == []
     assert result.reply_text is not None
-    assert "next reminder" in result.reply_text
+    assert "late in your day" in result.reply_text
 
 
 # --- PAUSE ---------------------------------------------------------------------------------
