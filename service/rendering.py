@@ -40,7 +40,8 @@ clinic_alert (email)   clinic_name, first_name, patient_id, reply_text, received
 clinic_digest (email)  clinic_name, period_start, period_end (dates), threshold (0-1),
                        low_adherence: [{patient_id, first_name, adherence (0-1), done, sent}],
                        warning_signs and free_text: [{patient_id, first_name, received_at,
-                       text}], opt_outs: [{patient_id, first_name, at, channel}]
+                       text}], opt_outs: [{patient_id, first_name, at, channel}],
+                       silent: [{patient_id, first_name, days}] (nothing heard for days)
 =====================  ===============================================================
 
 Every patient email also takes ``clinic_name`` and ``action_links`` (``stop_url``: the
@@ -551,6 +552,7 @@ def _digest_context() -> dict[str, object]:
         "warning_signs": [{**_patient_row(n), **reply} for n in (1, 2)],
         "free_text": [{**_patient_row(n), **reply} for n in (3, 4)],
         "opt_outs": [{**_patient_row(n), "at": _WORST_AT, "channel": "sms"} for n in (5, 6)],
+        "silent": [{**_patient_row(n), "days": 30} for n in (7, 8)],
     }
 
 

@@ -311,6 +311,7 @@ def test_clinic_digest_lists_each_section_and_says_when_one_is_empty() -> None:
             {"patient_id": 9, "first_name": "Cy", "received_at": at, "text": "can we talk?"}
         ],
         "opt_outs": [{"patient_id": 11, "first_name": "Di", "at": at, "channel": "sms"}],
+        "silent": [{"patient_id": 12, "first_name": "Ed", "days": 4}],
     }
     email = render_email(message="clinic_digest", locale="en", context=context)
     assert email.subject == "Lakeshore PT: weekly summary, 2026-02-23 to 2026-03-01"
@@ -321,6 +322,7 @@ def test_clinic_digest_lists_each_section_and_says_when_one_is_empty() -> None:
         assert "can we talk?" in body
         assert "Di" in body
         assert "None this week." in body  # no warning-sign replies
+        assert "nothing heard for 4 days" in body
 
 
 def test_worst_case_context_is_the_longest_plausible() -> None:
