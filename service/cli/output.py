@@ -1,0 +1,95 @@
+"""How every command answers: a Rich table for people or ``--json`` for scripts on stdout;
+notes and errors on stderr; exit code 1 for bad input, 2 for bad settings (and click's own
+usage errors)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import OperationalError
+
+from service.clinics import NotFoundError
+
+INPUT_ERROR_CODE = 1
+
+
+def stdout() -> Console:
+    # Built per call: the test runner swaps sys.stdout between invocations.
+    return Console(highlight=False, soft_wrap=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(data: object) -> None:
+    """Plain JSON (no colour codes, even on a terminal), dates as ISO 8601."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def print_table(
+    *, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]
+) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    stdout().print(table)
+
+
+def say(message: str) -> None:
+    """A line for people on stdout (a command's result when it has no table)."""
+    stdout().print(message, markup=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """A remark on stderr, so it never mixes into --json output or a captured id."""
+    stderr().print(message, markup=False, soft_wrap=True)
+
+
+def fail(message: str, *, code: int = INPUT_ERROR_CODE) -> NoReturn:
+    for line in message.splitlines() or [""]:
+        # Never wrapped: an error line is grepped for and pasted into tickets whole.
+        stderr().print(f"error: {line}", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def input_errors() -> Iterator[None]:
+    """Turn the service layer's input errors into ``error: …`` and exit 1. Every service
+    error about input is a ValueError (or NotFoundError); anything else is a bug and keeps
+    its traceback."""
+    try:
+        yield
+    except NotFoundError as exc:
+        fail(str(exc.args[0]) if exc.args else "not found")
+    except ValueError as exc:
+        problems = getattr(exc, "problems", None)
+        fail("\n".join(text for _, text in problems) if problems else str(exc))
+    except OperationalError as exc:
+        fail(f"the database is unreachable or not migrated ({exc.orig}); try `ptnudge db upgrade`")
+
+
+def iso(value: dt.datetime | dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None

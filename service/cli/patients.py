@@ -1,0 +1,451 @@
+"""``ptnudge patients enroll|import|list|show|pause|resume|remove``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from sqlalchemy.orm import Session
+
+from service import clinics, importing, patients
+from service.cli import output
+from service.cli.app import patients_app
+from service.cli.context import CliContext, command_context, now
+from service.db import transaction
+from service.models import Clinic, Patient, PatientStatus, PlanItem, Reminder
+from service.programs import ProgramItem, parse_time
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ClinicOption = Annotated[str, typer.Option("--clinic", help="Clinic slug.")]
+AnyClinic = Annotated[
+    str | None, typer.Option("--clinic", help="Only this clinic's patients (slug).")
+]
+PatientId = Annotated[int, typer.Argument(metavar="PATIENT_ID")]
+DEFAULT_LIST_LIMIT = 1000
+
+
+# --- documents (the --json shapes) -------------------------------------------------------
+
+
+def patient_document(patient: Patient) -> dict[str, Any]:
+    return {
+        "id": patient.id,
+        "clinic": patient.clinic.slug,
+        "first_name": patient.first_name,
+        "phone": patient.phone,
+        "email": patient.email,
+        "timezone": patient.timezone,
+        "locale": patient.locale,
+        "channel": patient.channel.value,
+        "wake": f"{patient.wake_start:%H:%M}-{patient.wake_end:%H:%M}",
+        "program": patient.program_id,
+        "max_per_day": patient.max_per_day,
+        "start_date": output.iso(patient.start_date),
+        "status": patient.status.value,
+        "paused_until": output.iso(patient.paused_until),
+        "consent": {
+            "at": output.iso(patient.consent_at),
+            "method": patient.consent_method,
+            "recorded_by": patient.consent_recorded_by,
+        },
+        "created_at": output.iso(patient.created_at),
+    }
+
+
+def plan_document(patient: Patient) -> list[dict[str, Any]]:
+    zone = ZoneInfo(patient.timezone)
+    return [
+        {
+            "kind": item.kind,
+            "schedule": _describe(item),
+            "next_due_at": output.iso(item.next_due_at),
+            "next_due_local": output.iso(item.next_due_at.astimezone(zone))
+            if item.next_due_at
+            else None,
+        }
+        for item in patient.plan_items
+    ]
+
+
+def reminder_document(reminder: Reminder, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": reminder.id,
+        "kind": reminder.kind,
+        "channel": reminder.channel.value,
+        "due_at": output.iso(reminder.due_at),
+        "local_time": output.iso(reminder.due_at.astimezone(zone)),
+        "status": reminder.status.value,
+        "outcome": reminder.outcome.value if reminder.outcome else None,
+    }
+
+
+def _describe(item: PlanItem) -> str:
+    return ProgramItem(
+        kind=item.kind,
+        every_minutes=item.every_minutes,
+        at_times=tuple(parse_time(value) for value in item.at_times or ()),
+        days=tuple(item.days) if item.days else None,
+    ).describe()
+
+
+def _clinic_or_none(session: Session, slug: str | None) -> Clinic | None:
+    return clinics.get_clinic(session=session, slug=slug) if slug else None
+
+
+# --- enroll ------------------------------------------------------------------------------
+
+
+@patients_app.command("enroll")
+def enroll(
+    *,
+    clinic: ClinicOption,
+    first_name: Annotated[str, typer.Option("--first-name", help="As the patient likes it.")],
+    phone: Annotated[
+        str | None, typer.Option(help="Any format; the clinic's country by default.")
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="For the email channel.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA zone; default: the clinic's.")] = None,
+    program: Annotated[str | None, typer.Option(help="Program id; default stenosis-core.")] = None,
+    channel: Annotated[str | None, typer.Option(help="sms, email or both.")] = None,
+    wake: Annotated[str | None, typer.Option(help="Waking window; default 08:00-20:00.")] = None,
+    locale: Annotated[str | None, typer.Option(help="en or es; default en.")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="First day (YYYY-MM-DD); default today.")
+    ] = None,
+    tune: Annotated[
+        list[str] | None,
+        typer.Option(help="Per-patient tuning, repeatable: stretch.at=10:00,16:00, heat.off …"),
+    ] = None,
+    max_per_day: Annotated[str | None, typer.Option(help="Daily message limit.")] = None,
+    consent_method: Annotated[
+        str | None, typer.Option(help="How consent was given; default: recorded by clinic.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Enroll one patient; prints the new patient's id (--json: the patient)."""
+    request = patients.EnrollmentRequest(
+        first_name=first_name,
+        phone=phone,
+        email=email,
+        timezone=timezone,
+        program=program,
+        channel=channel,
+        wake=wake,
+        locale=locale,
+        start=start,
+        tune=tuple(tune or ()),
+        max_per_day=max_per_day,
+        consent_method=consent_method,
+    )
+    with command_context() as ctx, output.input_errors(), transaction(ctx.sessions) as session:
+        patient = patients.enroll(
+            session=session,
+            clinic=clinics.get_clinic(session=session, slug=clinic),
+            request=request,
+            actor=ctx.actor,
+            now=now(),
+            programs_dir=ctx.settings.programs_dir,
+        )
+        doc = patient_document(patient)
+    if as_json:
+        output.print_json(doc)
+        return
+    output.say(str(doc["id"]))
+    output.note(
+        f"enrolled {doc['first_name']} at {doc['clinic']} on {doc['program']} ({doc['channel']})"
+    )
+
+
+# --- import ------------------------------------------------------------------------------
+
+
+@patients_app.command("import")
+def import_(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE.csv", help="Header row + one patient a row.")
+    ],
+    clinic: ClinicOption,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every row, store nothing.")
+    ] = False,
+    encoding: Annotated[
+        str, typer.Option(help="utf-8 (with or without BOM) or cp1252 (old Excel exports).")
+    ] = "utf-8",
+    as_json: JsonFlag = False,
+) -> None:
+    """Enroll every row of a CSV. Bad rows are listed with their line numbers and the good
+    ones kept; importing the same file again changes nothing. Exit 1 if any row was bad."""
+    if not file.is_file():
+        output.fail(f"{file}: no such file")
+    with command_context() as ctx, output.input_errors():
+        with ctx.sessions() as session:
+            target = clinics.get_clinic(session=session, slug=clinic)
+        began = time.perf_counter()
+        result = _import_with_progress(ctx, target, file, dry_run=dry_run, encoding=encoding)
+        seconds = time.perf_counter() - began
+    if as_json:
+        output.print_json(_import_document(file, clinic, result, seconds))
+    else:
+        _print_import(result, seconds)
+    if result.errors:
+        raise typer.Exit(output.INPUT_ERROR_CODE)
+
+
+def _import_with_progress(
+    ctx: CliContext, clinic: Clinic, file: Path, *, dry_run: bool, encoding: str
+) -> importing.ImportResult:
+    """The import, with a progress bar (rows and rows/s) on stderr when it is a terminal: in
+    a log or a pipe, a bar is only noise."""
+
+    def run(progress: importing.Progress | None) -> importing.ImportResult:
+        return importing.import_csv(
+            sessions=ctx.sessions,
+            clinic=clinic,
+            path=file,
+            actor=ctx.actor,
+            now=now(),
+            dry_run=dry_run,
+            encoding=encoding,
+            programs_dir=ctx.settings.programs_dir,
+            progress=progress,
+        )
+
+    console = output.stderr()
+    if not console.is_terminal:
+        return run(None)
+    columns = (
+        TextColumn("checking" if dry_run else "importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} rows/s"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("rows", total=None, rate="-")
+        began = time.perf_counter()
+
+        def progress(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - began, 1e-6)
+            bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}")
+
+        return run(progress)
+
+
+def _import_document(
+    file: Path, clinic: str, result: importing.ImportResult, seconds: float
+) -> dict[str, Any]:
+    return {
+        "file": str(file),
+        "clinic": clinic,
+        "dry_run": result.dry_run,
+        "rows": result.rows,
+        "added": result.added,
+        "unchanged": result.unchanged,
+        "errors": [{"line": line, "reason": reason} for line, reason in result.errors],
+        "seconds": round(seconds, 3),
+    }
+
+
+def _print_import(result: importing.ImportResult, seconds: float) -> None:
+    if result.errors:
+        output.print_table(
+            title=f"{len(result.errors)} row(s) not imported",
+            columns=("line", "reason"),
+            rows=result.errors,
+        )
+    verb = "would add" if result.dry_run else "added"
+    rate = result.rows / max(seconds, 1e-6)
+    output.say(
+        f"{verb} {result.added:,}, unchanged {result.unchanged:,}, rejected "
+        f"{len(result.errors):,} ({result.rows:,} rows in {seconds:.1f} s, {rate:,.0f} rows/s)"
+    )
+    if result.dry_run:
+        output.say("dry run: nothing was stored")
+
+
+# --- list and show -----------------------------------------------------------------------
+
+
+@patients_app.command("list")
+def list_(
+    clinic: AnyClinic = None,
+    status: Annotated[str | None, typer.Option(help="active, paused or removed.")] = None,
+    limit: Annotated[
+        int, typer.Option(min=0, help="At most this many (0: all).")
+    ] = DEFAULT_LIST_LIMIT,
+    as_json: JsonFlag = False,
+) -> None:
+    """Patients, oldest first."""
+    with command_context() as ctx, output.input_errors(), ctx.sessions() as session:
+        wanted = _status(status)
+        where = _clinic_or_none(session, clinic)
+        found = patients.list_patients(
+            session=session, clinic=where, status=wanted, limit=limit or None
+        )
+        total = patients.count_patients(session=session, clinic=where, status=wanted)
+        docs = [patient_document(patient) for patient in found]
+    if as_json:
+        output.print_json(docs)
+    else:
+        output.print_table(
+            title="Patients",
+            columns=("id", "clinic", "first name", "phone", "email", "program", "status"),
+            rows=[
+                (
+                    d["id"],
+                    d["clinic"],
+                    d["first_name"],
+                    d["phone"],
+                    d["email"],
+                    d["program"],
+                    d["status"],
+                )
+                for d in docs
+            ],
+        )
+    if total > len(docs):
+        output.note(f"showing {len(docs):,} of {total:,}; --limit 0 lists all")
+
+
+def _status(raw: str | None) -> PatientStatus | None:
+    if raw is None:
+        return None
+    try:
+        return PatientStatus(raw.strip().lower())
+    except ValueError:
+        raise ValueError(f"status {raw!r} must be active, paused or removed") from None
+
+
+@patients_app.command("show")
+def show(patient_id: PatientId, clinic: AnyClinic = None, as_json: JsonFlag = False) -> None:
+    """One patient: details, plan items with next due times (in their local time), and the
+    latest reminders."""
+    with command_context() as ctx, output.input_errors(), ctx.sessions() as session:
+        patient = patients.get_patient(
+            session=session, patient_id=patient_id, clinic=_clinic_or_none(session, clinic)
+        )
+        zone = ZoneInfo(patient.timezone)
+        doc = patient_document(patient)
+        doc["plan"] = plan_document(patient)
+        doc["recent_reminders"] = [
+            reminder_document(reminder, zone)
+            for reminder in patients.recent_reminders(session=session, patient=patient)
+        ]
+    if as_json:
+        output.print_json(doc)
+        return
+    _print_patient(doc)
+
+
+def _print_patient(doc: dict[str, Any]) -> None:
+    zone = ZoneInfo(doc["timezone"])
+    fields = (
+        "clinic",
+        "first_name",
+        "phone",
+        "email",
+        "timezone",
+        "locale",
+        "channel",
+        "wake",
+        "program",
+        "max_per_day",
+        "start_date",
+        "status",
+        "paused_until",
+    )
+    output.print_table(
+        title=f"Patient {doc['id']}",
+        columns=("field", "value"),
+        rows=[(name, doc[name]) for name in fields]
+        + [("consent", f"{doc['consent']['at']} ({doc['consent']['method']})")],
+    )
+    output.print_table(
+        title="Plan (next due in the patient's time)",
+        columns=("kind", "schedule", "next due"),
+        rows=[(i["kind"], i["schedule"], _local(i["next_due_local"], zone)) for i in doc["plan"]],
+    )
+    output.print_table(
+        title="Latest reminders",
+        columns=("id", "kind", "channel", "due (local)", "status", "outcome"),
+        rows=[
+            (
+                r["id"],
+                r["kind"],
+                r["channel"],
+                _local(r["local_time"], zone),
+                r["status"],
+                r["outcome"],
+            )
+            for r in doc["recent_reminders"]
+        ],
+    )
+
+
+def _local(value: str | None, zone: ZoneInfo) -> str:
+    """``Thu 2026-11-26 07:00 EST``: the zone's own abbreviation, not a bare offset."""
+    if value is None:
+        return "-"
+    moment = dt.datetime.fromisoformat(value).astimezone(zone)
+    return f"{moment:%a %Y-%m-%d %H:%M %Z}"
+
+
+# --- pause, resume, remove ---------------------------------------------------------------
+
+
+@patients_app.command("pause")
+def pause(
+    patient_id: PatientId,
+    until: Annotated[
+        str | None, typer.Option(help="Resume automatically on this local date (YYYY-MM-DD).")
+    ] = None,
+    clinic: AnyClinic = None,
+) -> None:
+    """Stop reminders until a date, or until `patients resume`."""
+    with command_context() as ctx, output.input_errors(), transaction(ctx.sessions) as session:
+        day = _date(until, "--until") if until else None
+        patient = _find(session, patient_id, clinic)
+        patients.pause(session=session, patient=patient, until=day, actor=ctx.actor, now=now())
+    output.say(f"patient {patient_id} paused" + (f" until {day.isoformat()}" if day else ""))
+
+
+@patients_app.command("resume")
+def resume(patient_id: PatientId, clinic: AnyClinic = None) -> None:
+    """Start a paused patient's reminders again from now."""
+    with command_context() as ctx, output.input_errors(), transaction(ctx.sessions) as session:
+        patient = _find(session, patient_id, clinic)
+        patients.resume(session=session, patient=patient, actor=ctx.actor, now=now())
+    output.say(f"patient {patient_id} resumed")
+
+
+@patients_app.command("remove")
+def remove(patient_id: PatientId, clinic: AnyClinic = None) -> None:
+    """End a patient's program: nothing more is sent; history is kept."""
+    with command_context() as ctx, output.input_errors(), transaction(ctx.sessions) as session:
+        patient = _find(session, patient_id, clinic)
+        patients.remove(session=session, patient=patient, actor=ctx.actor, now=now())
+    output.say(f"patient {patient_id} removed")
+
+
+def _find(session: Session, patient_id: int, clinic: str | None) -> Patient:
+    return patients.get_patient(
+        session=session, patient_id=patient_id, clinic=_clinic_or_none(session, clinic)
+    )
+
+
+def _date(raw: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError(f"{option} {raw!r} is not a date like 2026-12-01") from None

@@ -1,0 +1,97 @@
+"""``ptnudge preview PATIENT_ID``: what would go out, in the patient's local time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import service.cli  # noqa: F401 - registers every command group on the root app
+from service.cli.app import app
+from service.cli.preview import local_midnight
+from service.clinics import add_clinic
+from service.patients import EnrollmentRequest, enroll
+from tests.conftest import Database
+
+
+def run(database: Database, *args: str) -> Result:
+    env = {"PTNUDGE_DATABASE_URL": database.url, "PTNUDGE_ENV": "test", "COLUMNS": "200"}
+    return CliRunner().invoke(app, ["preview", *args], env=env)
+
+
+@pytest.fixture
+def patient_id(committed_db: Database) -> str:
+    with committed_db.sessions() as session, session.begin():
+        clinic = add_clinic(
+            session=session,
+            slug="back-clinic",
+            name="Lakeside Back Clinic",
+            phone="+13125550199",
+            timezone="America/Chicago",
+            actor="test",
+        )
+        add_clinic(
+            session=session,
+            slug="westside",
+            name="Westside PT",
+            phone="+13125550198",
+            timezone="America/Chicago",
+            actor="test",
+        )
+        request = EnrollmentRequest(
+            first_name="Ana", phone="(312) 555-0100", program="stenosis-gentle", start="2026-12-01"
+        )
+        now = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
+        return str(enroll(session=session, clinic=clinic, request=request, actor="t", now=now).id)
+
+
+def test_json_lists_each_message_with_utc_and_local_times(
+    committed_db: Database, patient_id: str
+) -> None:
+    result = run(committed_db, patient_id, "--from", "2026-12-02", "--days", "1", "--json")
+
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    assert entries
+    assert {"kind", "due_at", "local_time", "channel", "text"} <= set(entries[0])
+    first = entries[0]
+    assert first["due_at"].endswith("+00:00")
+    assert first["local_time"].startswith("2026-12-02T08:")  # the window opens at 08:00 CST
+    assert first["local_time"].endswith("-06:00")
+    due = dt.datetime.fromisoformat(first["due_at"])
+    assert due == dt.datetime.fromisoformat(first["local_time"])
+    assert all(e["channel"] == "sms" and "Ana" in e["text"] for e in entries)
+    local_days = {e["local_time"][:10] for e in entries}
+    assert local_days == {"2026-12-02"}
+
+
+def test_the_table_shows_local_time_and_text(committed_db: Database, patient_id: str) -> None:
+    result = run(committed_db, patient_id, "--from", "2026-12-02", "--days", "1")
+
+    assert result.exit_code == 0, result.output
+    assert "Wed 12-02 08:30 CST" in result.stdout
+    assert "heat" in result.stdout
+
+
+def test_another_clinics_patient_or_a_bad_date_is_an_error(
+    committed_db: Database, patient_id: str
+) -> None:
+    other = run(committed_db, patient_id, "--clinic", "westside")
+    bad_date = run(committed_db, patient_id, "--from", "tomorrow")
+
+    assert other.exit_code == 1
+    assert other.stderr.strip() == f"error: no patient {patient_id} at westside"
+    assert bad_date.exit_code == 1
+    assert "--from 'tomorrow' is not a date" in bad_date.stderr
+
+
+def test_local_midnight_is_the_first_instant_of_the_local_day() -> None:
+    chicago = local_midnight("2026-12-02", "America/Chicago")
+    # Santiago springs forward at midnight: 2026-09-06 has no 00:00, the day starts at 01:00.
+    santiago = local_midnight("2026-09-06", "America/Santiago")
+
+    assert chicago.astimezone(dt.UTC) == dt.datetime(2026, 12, 2, 6, 0, tzinfo=dt.UTC)
+    assert (santiago.hour, santiago.minute) == (1, 0)
+    assert santiago.date() == dt.date(2026, 9, 6)

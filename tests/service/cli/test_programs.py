@@ -1,0 +1,92 @@
+"""``ptnudge programs list|show|validate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner, Result
+
+import service.cli  # noqa: F401 - registers every command group on the root app
+from service.cli.app import app
+
+
+def run(*args: str, programs_dir: Path | None = None) -> Result:
+    env = {"PTNUDGE_ENV": "test", "COLUMNS": "200"}
+    if programs_dir is not None:
+        env["PTNUDGE_PROGRAMS_DIR"] = str(programs_dir)
+    return CliRunner().invoke(app, ["programs", *args], env=env)
+
+
+BAD_PROGRAM = """\
+name: Too much
+items:
+  - kind: stretch
+    at: ["09:00"]
+  - kind: heat
+    at: ["25:00"]
+"""
+
+
+def test_list_json_has_every_built_in_program() -> None:
+    result = run("list", "--json")
+
+    assert result.exit_code == 0, result.output
+    programs = {p["id"]: p for p in json.loads(result.stdout)}
+    assert {"stenosis-core", "stenosis-gentle", "stenosis-active"} <= set(programs)
+    core = programs["stenosis-core"]
+    assert set(core) == {"id", "name", "description", "items", "limits", "source"}
+    assert core["limits"] == {"max_per_day": 10}
+    assert core["items"][0] == {"kind": "position_change", "every": "1h"}
+
+
+def test_show_prints_the_items_and_json_the_document() -> None:
+    table = run("show", "stenosis-gentle")
+    document = json.loads(run("show", "stenosis-gentle", "--json").stdout)
+
+    assert table.exit_code == 0, table.output
+    assert "every 1h30m daily" in table.stdout
+    assert "at most 8 messages a day" in table.stdout
+    assert document["items"][0] == {"kind": "position_change", "every": "1h30m"}
+
+
+def test_show_an_unknown_program_lists_the_known_ones() -> None:
+    result = run("show", "stenosis-extreme")
+
+    assert result.exit_code == 1
+    assert "unknown program 'stenosis-extreme'; available: stenosis-active" in result.stderr
+
+
+def test_validate_names_the_file_the_item_and_the_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "too-much.yaml"
+    bad.write_text(BAD_PROGRAM, encoding="utf-8")
+    good = Path("config/programs/stenosis-core.yaml")
+
+    result = run("validate", str(good), str(bad))
+
+    assert result.exit_code == 1
+    assert "ok  stenosis-core.yaml (5 items)" in result.stdout
+    assert result.stderr.strip() == (
+        "error: too-much.yaml, item 2 (heat): time '25:00' is not a valid HH:MM time"
+    )
+
+
+def test_validate_without_files_checks_every_known_program(tmp_path: Path) -> None:
+    (tmp_path / "clinic-own.yaml").write_text(BAD_PROGRAM, encoding="utf-8")
+
+    everything = run("validate", programs_dir=tmp_path)
+    listed = run("list", "--json", programs_dir=tmp_path)
+
+    assert everything.exit_code == 1
+    assert "ok  stenosis-core.yaml" in everything.stdout
+    assert "clinic-own.yaml, item 2 (heat)" in everything.stderr
+    # One bad file does not hide the good ones, but it is reported.
+    assert listed.exit_code == 1
+    assert "stenosis-core" in {p["id"] for p in json.loads(listed.stdout)}
+
+
+def test_validate_a_missing_file() -> None:
+    result = run("validate", "nowhere.yaml")
+
+    assert result.exit_code == 1
+    assert "nowhere.yaml: no such file" in result.stderr

@@ -1,0 +1,98 @@
+"""``ptnudge report adherence`` end to end: the real command against a committed database."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import service.cli  # noqa: F401 - registers every command group on the root app
+from service.cli.app import app
+from service.models import Clinic
+from tests.conftest import Database
+from tests.factories import make_clinic, make_patient
+from tests.service.report_data import realistic_clinic
+
+
+@pytest.fixture
+def clinic_slug(committed_db: Database) -> str:
+    """A realistic month up to now, and a second clinic whose patient must not show."""
+    with committed_db.sessions() as session:
+        clinic: Clinic = realistic_clinic(session, now=dt.datetime.now(dt.UTC))
+        make_patient(session, make_clinic(session), first_name="Elsewhere")
+        session.commit()
+        return clinic.slug
+
+
+def run(database: Database, *args: str) -> Result:
+    env = {"PTNUDGE_DATABASE_URL": database.url, "PTNUDGE_ENV": "test"}
+    return CliRunner().invoke(app, ["report", "adherence", *args], env=env)
+
+
+def test_json_lists_the_clinics_patients_worst_first(
+    committed_db: Database, clinic_slug: str
+) -> None:
+    result = run(committed_db, "--clinic", clinic_slug, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    patients = json.loads(result.stdout)
+    assert len(patients) == 10
+    assert {p["clinic"] for p in patients} == {clinic_slug}
+    known = [p["adherence"] for p in patients if p["adherence"] is not None]
+    assert known == sorted(known)
+
+
+def test_without_a_clinic_every_clinic_is_reported(
+    committed_db: Database, clinic_slug: str
+) -> None:
+    result = run(committed_db, "--format", "csv")
+
+    assert result.exit_code == 0, result.output
+    names = [row["first_name"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    assert len(names) == 11
+    assert names[-1] == "Elsewhere"  # nothing delivered: last
+
+
+def test_output_writes_a_self_contained_html_file(
+    committed_db: Database, clinic_slug: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "adherence.html"
+
+    result = run(committed_db, "--clinic", clinic_slug, "--format", "html", "--output", str(target))
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<svg") >= 11
+    assert "Elsewhere" not in page
+
+
+def test_the_table_is_the_default(committed_db: Database, clinic_slug: str) -> None:
+    result = run(committed_db, "--clinic", clinic_slug, "--since", "2026-01-01")
+
+    assert result.exit_code == 0, result.output
+    assert "Lakeside Back Clinic" in result.stdout
+    assert "10 patients" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--clinic", "no-such-clinic"), "no clinic"),
+        (("--since", "last week"), "expected a date like"),
+        (("--since", "2999-01-01"), "must start before now"),
+    ],
+)
+def test_bad_input_is_refused_with_exit_code_1(
+    committed_db: Database, clinic_slug: str, args: tuple[str, ...], message: str
+) -> None:
+    result = run(committed_db, *args)
+
+    assert result.exit_code == 1
+    assert message in result.stderr
