@@ -225,6 +225,9 @@ class Reminder(Base):
         ),
         Index("ix_reminders_patient_due", "patient_id", "due_at"),
         Index("ix_reminders_provider_id", "provider_id"),
+        # Deleting a reminder nulls the rows merged into it: without this index every
+        # delete scans the table.
+        Index("ix_reminders_merged_into", "merged_into_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

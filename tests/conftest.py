@@ -30,9 +30,6 @@ PG_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("PTNUDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 BACKENDS = ("sqlite", "postgresql")
-# Worker and beat processes write their logs here, for the end-of-run log audit.
-LOG_DIR = Path(__file__).resolve().parent.parent / ".pytest-logs"
-
 pytest_plugins = ["tests.log_audit"]
 
 

@@ -8,7 +8,10 @@ start. At the end of the run each file is scanned; a finding fails the run with 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,8 @@ FULL_NUMBER = re.compile(r"(?<![\w*])(?:\+|%2B)\d{10,15}(?!\w)")
 # Every reminder body ends with its reply instruction; system messages name HELP and STOP.
 BODY_MARKERS = ("Reply DONE", "Responde LISTO", "Reply HELP for help")
 
+# One folder per test run: runs side by side never read or delete each other's logs.
+LOG_DIR = Path(tempfile.gettempdir()) / f"ptnudge-test-logs-{os.getpid()}"
 _state: dict[str, Path] = {}
 
 
@@ -32,10 +37,8 @@ def findings(path: Path) -> list[str]:
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
-    folder = Path(config.rootpath) / ".pytest-logs"
-    folder.mkdir(exist_ok=True)
-    for old in folder.glob("*.log"):
-        old.unlink()
+    folder = LOG_DIR
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "test-process.log"
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
@@ -57,3 +60,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(text, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
