@@ -1,14 +1,18 @@
-"""Sending one reminder: record, then send, then record.
+"""Sending reminders: record, then send, then record.
 
-1. Claim: a conditional UPDATE moves the reminder from ``queued`` to ``sending`` and must
-   change exactly one row; a duplicate task (broker redelivery, sweeper) changes none and
-   stops there. The rendered body's digest and the address are stored with the claim, so
-   the sweeper can recognise the message at the provider if this process dies.
-2. Check again, at this moment: opt-out ledger, pause, waking window, staleness.
-3. Call the transport, outside any transaction.
-4. Record the provider id, or the error. A transient error before the provider accepted
-   the message puts the reminder back in ``queued`` for a retry with backoff; one after it
-   may have been accepted leaves it in ``sending`` for reconciliation: never re-sent blindly.
+A send task takes a small batch of reminder ids (the dispatcher queues them in chunks), so
+the database work of a message is a share of three statements, not a dozen round trips.
+
+1. Claim, in one transaction: lock the batch's rows that are still ``queued`` (``FOR UPDATE
+   SKIP LOCKED`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises claims), check each
+   again at this moment (opt-out ledger, pause, waking window, staleness), and move the
+   wanted ones to ``sending`` with the rendered body's digest and the address. A duplicate
+   task (broker redelivery, the sweeper) finds nothing ``queued`` and stops there.
+2. Call the transport for each, outside any transaction.
+3. Record the provider ids and errors, in one transaction. A transient error before the
+   provider accepted the message puts the reminder back in ``queued`` for a retry with
+   backoff; one after it may have been accepted leaves it in ``sending`` for
+   reconciliation: never re-sent blindly.
 """
 
 from __future__ import annotations
@@ -16,17 +20,17 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, text, update
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy import bindparam, case, select, text, update
+from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
 from config.settings import Settings
 from service import delivery, metrics, optouts
-from service.db import rows_changed, transaction
+from service.db import transaction
 from service.messages import MERGED_KINDS, Composition, body_digest, compose, outbound
-from service.models import Channel, Patient, Reminder, ReminderStatus, utcnow
+from service.models import Channel, OptOut, Patient, Reminder, ReminderStatus, utcnow
 from service.plans import is_paused_at, schedule_for
 from service.scheduling import local_window_contains
 from service.transports.base import Receipt, Transport, TransportError
@@ -53,6 +57,16 @@ class Transports:
         return self.sms if channel is Channel.SMS else self.email
 
 
+# Attempts made so far -> wait before the next one, or None when this was the last.
+RetryPolicy = Callable[[int], dt.timedelta | None]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: SendOutcome
+    retry_in: dt.timedelta | None = None  # with RETRY: when the retry should run
+
+
 def send_reminder(
     *,
     sessions: sessionmaker[Session],
@@ -64,74 +78,123 @@ def send_reminder(
 ) -> SendOutcome:
     """Send one queued reminder at most once. ``retry_in`` is how long until the next
     attempt if this one hits a transient error (None: this is the last attempt)."""
-    with transaction(sessions) as session:
-        claimed = _claim(session, settings, reminder_id, clock())
-    if isinstance(claimed, SendOutcome):
-        return claimed
-    message = outbound(
+    results = send_reminders(
+        sessions=sessions,
         settings=settings,
-        composition=claimed.composition,
-        channel=claimed.channel,
-        to=claimed.address,
-        reminder_id=reminder_id,
+        transports=transports,
+        reminder_ids=[reminder_id],
+        retry_policy=lambda _attempts: retry_in,
+        clock=clock,
     )
-    try:
-        receipt = transports.for_channel(claimed.channel).send(message)
-    except TransportError as error:
-        return _record_error(sessions, reminder_id, error, retry_in, clock())
-    _record_sent(sessions, reminder_id, receipt, clock())
-    return SendOutcome.SENT
+    return results[reminder_id].outcome
+
+
+def send_reminders(
+    *,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    transports: Transports,
+    reminder_ids: Sequence[int],
+    retry_policy: RetryPolicy,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> dict[int, SendResult]:
+    """Send each queued reminder of the batch at most once (see the module docstring).
+    Every id gets a result; ids that were not ``queued`` get NOT_CLAIMED."""
+    results = {rid: SendResult(SendOutcome.NOT_CLAIMED) for rid in reminder_ids}
+    with transaction(sessions) as session:
+        claims = _claim(session, settings, reminder_ids, clock(), results)
+    sent: list[tuple[_Claimed, Receipt]] = []
+    failed: list[tuple[_Claimed, TransportError]] = []
+    for claim in claims:
+        message = outbound(
+            settings=settings,
+            composition=claim.composition,
+            channel=claim.channel,
+            to=claim.address,
+            reminder_id=claim.reminder_id,
+        )
+        try:
+            sent.append((claim, transports.for_channel(claim.channel).send(message)))
+        except TransportError as error:
+            failed.append((claim, error))
+    if sent or failed:
+        _record(
+            sessions,
+            sent=sent,
+            failed=failed,
+            retry_policy=retry_policy,
+            now=clock(),
+            results=results,
+        )
+    return results
 
 
 @dataclass(frozen=True)
 class _Claimed:
+    reminder_id: int
     address: str
     channel: Channel
     composition: Composition
+    attempts: int  # including this one
 
 
 def _claim(
-    session: Session, settings: Settings, reminder_id: int, now: dt.datetime
-) -> SendOutcome | _Claimed:
-    # One round trip for the reminder, its patient, clinic and plan (for the window check).
-    reminder = session.get(
-        Reminder,
-        reminder_id,
-        options=[
-            joinedload(Reminder.patient).joinedload(Patient.clinic),
-            joinedload(Reminder.patient).joinedload(Patient.plan_items),
-        ],
+    session: Session,
+    settings: Settings,
+    reminder_ids: Sequence[int],
+    now: dt.datetime,
+    results: dict[int, SendResult],
+) -> list[_Claimed]:
+    query = (
+        select(Reminder)
+        .where(Reminder.id.in_(reminder_ids), Reminder.status == ReminderStatus.QUEUED)
+        .options(
+            joinedload(Reminder.patient, innerjoin=True).options(
+                joinedload(Patient.clinic, innerjoin=True), selectinload(Patient.plan_items)
+            ),
+        )
+        .order_by(Reminder.id)
     )
-    if reminder is None or reminder.status is not ReminderStatus.QUEUED:
-        return SendOutcome.NOT_CLAIMED
-    verdict = _still_wanted(session, reminder, settings, now)
-    if verdict is not None:
-        status, detail = verdict
-        if _move(session, reminder_id, ReminderStatus.QUEUED, status, now, detail=detail):
-            return SendOutcome.EXPIRED if status is ReminderStatus.EXPIRED else SendOutcome.CANCELED
-        return SendOutcome.NOT_CLAIMED
-    address = _address(reminder)  # today's number: the clinic may have corrected it
-    composition = _compose(settings, reminder)
-    changed = rows_changed(
-        session,
-        update(Reminder)
-        .where(Reminder.id == reminder_id, Reminder.status == ReminderStatus.QUEUED)
-        .values(
-            status=ReminderStatus.SENDING,
-            status_at=now,
-            claimed_at=now,
-            attempts=Reminder.attempts + 1,
-            to_address=address,
-            body_digest=body_digest(composition.body),
-        ),
-    )
-    if changed != 1 or address is None:
-        return SendOutcome.NOT_CLAIMED
-    return _Claimed(address=address, channel=reminder.channel, composition=composition)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Reminder)
+    reminders = list(session.scalars(query))
+    addresses = {a for r in reminders if (a := _address(r)) is not None}
+    opted_out = _opted_out(session, addresses)
+    claims = []
+    for reminder in reminders:
+        verdict = _still_wanted(reminder, settings, now, opted_out)
+        if verdict is not None:
+            status, detail = verdict
+            reminder.status, reminder.status_at, reminder.error_detail = status, now, detail
+            outcome = (
+                SendOutcome.EXPIRED if status is ReminderStatus.EXPIRED else SendOutcome.CANCELED
+            )
+            results[reminder.id] = SendResult(outcome)
+            continue
+        address = _address(reminder)  # today's number: the clinic may have corrected it
+        if address is None:  # refused by _still_wanted already; this narrows the type
+            continue
+        composition = _compose(settings, reminder)
+        reminder.status = ReminderStatus.SENDING
+        reminder.status_at = reminder.claimed_at = now
+        reminder.attempts += 1
+        reminder.to_address = address
+        reminder.body_digest = body_digest(composition.body)
+        claims.append(
+            _Claimed(reminder.id, address, reminder.channel, composition, reminder.attempts)
+        )
+    return claims
+
+
+def _opted_out(session: Session, addresses: set[str]) -> set[str]:
+    if not addresses:
+        return set()
+    normalized = {optouts.normalize_address(a) for a in addresses}
+    return set(session.scalars(select(OptOut.address).where(OptOut.address.in_(normalized))))
 
 
 def _still_wanted(
-    session: Session, reminder: Reminder, settings: Settings, now: dt.datetime
+    reminder: Reminder, settings: Settings, now: dt.datetime, opted_out: set[str]
 ) -> tuple[ReminderStatus, str] | None:
     """Why this reminder must not go out now, or None when it should."""
     patient = reminder.patient
@@ -141,7 +204,7 @@ def _still_wanted(
         # Opt-out is checked at the moment of sending, in the claim's own transaction: a STOP
         # committed before this point wins; one after it finds the reminder already leaving.
         (
-            address is not None and optouts.is_opted_out(session=session, address=address),
+            address is not None and optouts.normalize_address(address) in opted_out,
             ReminderStatus.CANCELED,
             "opted out",
         ),
@@ -193,86 +256,103 @@ def _compose(settings: Settings, reminder: Reminder) -> Composition:
     )
 
 
-def _move(
-    session: Session,
-    reminder_id: int,
-    current: ReminderStatus,
-    status: ReminderStatus,
-    now: dt.datetime,
+def _record(
+    sessions: sessionmaker[Session],
     *,
-    detail: str | None = None,
-    code: str | None = None,
-) -> bool:
-    statement = (
-        update(Reminder)
-        .where(Reminder.id == reminder_id, Reminder.status == current)
-        .values(status=status, status_at=now, error_detail=detail, error_code=code)
-    )
-    return rows_changed(session, statement) == 1
-
-
-def _record_sent(
-    sessions: sessionmaker[Session], reminder_id: int, receipt: Receipt, now: dt.datetime
+    sent: list[tuple[_Claimed, Receipt]],
+    failed: list[tuple[_Claimed, TransportError]],
+    retry_policy: RetryPolicy,
+    now: dt.datetime,
+    results: dict[int, SendResult],
 ) -> None:
     with transaction(sessions) as session:
-        # Losing this commit in a database crash cannot cause a second message: the reminder
-        # would still be "sending" and the sweeper would find it at the provider. So the
+        # Losing this commit in a database crash cannot cause a second message: the reminders
+        # would still be "sending" and the sweeper would find them at the provider. So the
         # commit need not wait for the disk, which halves the database time per message.
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        found = session.execute(
-            update(Reminder)
-            .where(Reminder.id == reminder_id)
-            .values(
-                # A status callback may already have moved it on (delivered); keep that.
-                status=case(
-                    (Reminder.status == ReminderStatus.SENDING, ReminderStatus.SENT),
-                    else_=Reminder.status,
-                ),
-                status_at=now,
-                provider_id=receipt.provider_id,
-                sent_at=now,
+        if sent:
+            _record_sent(session, sent, now, results)
+        for claim, error in failed:
+            results[claim.reminder_id] = _record_error(
+                session, claim, error, retry_policy(claim.attempts), now
             )
-            .returning(Reminder.channel, Reminder.kind, Reminder.due_at)
-        ).one_or_none()
-    if found is None:
-        return
-    channel, kind, due_at = found
-    metrics.MESSAGES_SENT.labels(channel=channel.value).inc()
-    metrics.SEND_LAG_SECONDS.observe(max(0.0, (now - due_at).total_seconds()))
-    log.info("sent reminder %s (%s) on %s", reminder_id, kind, channel.value)
+
+
+_MARK_SENT = (
+    update(Reminder.__table__)  # type: ignore[arg-type]
+    .where(Reminder.__table__.c.id == bindparam("rid"))
+    .values(
+        # A status callback may already have moved it on (delivered); keep that.
+        status=case(
+            (
+                Reminder.__table__.c.status == ReminderStatus.SENDING.value,
+                ReminderStatus.SENT.value,
+            ),
+            else_=Reminder.__table__.c.status,
+        ),
+        status_at=bindparam("now"),
+        provider_id=bindparam("provider_id"),
+        sent_at=bindparam("now"),
+    )
+)
+
+
+def _record_sent(
+    session: Session,
+    sent: list[tuple[_Claimed, Receipt]],
+    now: dt.datetime,
+    results: dict[int, SendResult],
+) -> None:
+    session.connection().execute(
+        _MARK_SENT,
+        [
+            {"rid": claim.reminder_id, "provider_id": receipt.provider_id, "now": now}
+            for claim, receipt in sent
+        ],
+    )
+    rows = session.execute(
+        select(Reminder.id, Reminder.due_at).where(
+            Reminder.id.in_([claim.reminder_id for claim, _ in sent])
+        )
+    )
+    due: dict[int, dt.datetime] = {row.id: row.due_at for row in rows}
+    for claim, _receipt in sent:
+        results[claim.reminder_id] = SendResult(SendOutcome.SENT)
+        metrics.MESSAGES_SENT.labels(channel=claim.channel.value).inc()
+        lag = (now - due[claim.reminder_id]).total_seconds()
+        metrics.SEND_LAG_SECONDS.observe(max(0.0, lag))
+        log.info("sent reminder %s on %s", claim.reminder_id, claim.channel.value)
 
 
 def _record_error(
-    sessions: sessionmaker[Session],
-    reminder_id: int,
+    session: Session,
+    claim: _Claimed,
     error: TransportError,
     retry_in: dt.timedelta | None,
     now: dt.datetime,
-) -> SendOutcome:
-    with transaction(sessions) as session:
-        reminder = session.get(Reminder, reminder_id)
-        if reminder is None:
-            return SendOutcome.FAILED
-        channel = reminder.channel.value
-        if not error.permanent and error.accepted_possible:
-            log.warning(
-                "reminder %s: provider may have it (%s); reconciling later", reminder_id, error.code
-            )
-            return SendOutcome.UNCERTAIN
-        if not error.permanent and retry_in is not None:
-            reminder.status = ReminderStatus.QUEUED
-            reminder.status_at = now
-            # The retry is already on its way: the sweeper must not requeue before it is due.
-            reminder.queued_at = now + retry_in
-            reminder.error_code = error.code
-            log.info("reminder %s: transient %s, retry in %s", reminder_id, error.code, retry_in)
-            return SendOutcome.RETRY
-        reminder.status = ReminderStatus.FAILED
+) -> SendResult:
+    reminder = session.get(Reminder, claim.reminder_id)
+    if reminder is None:
+        return SendResult(SendOutcome.FAILED)
+    if not error.permanent and error.accepted_possible:
+        log.warning(
+            "reminder %s: provider may have it (%s); reconciling later", reminder.id, error.code
+        )
+        return SendResult(SendOutcome.UNCERTAIN)
+    if not error.permanent and retry_in is not None:
+        reminder.status = ReminderStatus.QUEUED
         reminder.status_at = now
+        # The retry is already on its way: the sweeper must not requeue before it is due.
+        reminder.queued_at = now + retry_in
         reminder.error_code = error.code
-        reminder.error_detail = str(error)[:300]
-        delivery.apply_provider_error(session=session, reminder=reminder, code=error.code, now=now)
-        metrics.MESSAGES_FAILED.labels(channel=channel, reason=error.code or "error").inc()
-        log.warning("reminder %s failed permanently: %s", reminder_id, error.code)
-        return SendOutcome.FAILED
+        log.info("reminder %s: transient %s, retry in %s", reminder.id, error.code, retry_in)
+        return SendResult(SendOutcome.RETRY, retry_in)
+    reminder.status = ReminderStatus.FAILED
+    reminder.status_at = now
+    reminder.error_code = error.code
+    reminder.error_detail = str(error)[:300]
+    delivery.apply_provider_error(session=session, reminder=reminder, code=error.code, now=now)
+    metrics.MESSAGES_FAILED.labels(channel=claim.channel.value, reason=error.code or "error").inc()
+    log.warning("reminder %s failed permanently: %s", reminder.id, error.code)
+    return SendResult(SendOutcome.FAILED)

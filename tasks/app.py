@@ -30,6 +30,10 @@ def create_app(settings: Settings) -> Celery:
         # A worker that dies mid-task gives the message back instead of dropping it; the
         # reminder's own status (not the broker) decides whether it is sent again.
         task_reject_on_worker_lost=True,
+        # After a broker outage the worker lets running sends finish: their messages come back
+        # from the broker and the claim turns the second delivery into a no-op. Cancelling them
+        # instead would leave reminders mid-send, for the sweeper to reconcile.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_prefetch_multiplier=4,
         worker_concurrency=settings.worker_concurrency or 2 * (os.cpu_count() or 1),
         broker_connection_retry_on_startup=True,

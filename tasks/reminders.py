@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from typing import Any
 
@@ -10,25 +11,51 @@ from celery import Celery, Task
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
-from service.sending import SendOutcome, Transports, send_reminder
+from config.settings import Settings
+from service.sending import RetryPolicy, SendOutcome, Transports, send_reminders
 from service.status import broker_queue_depth
 from service.ticking import run_sweep, run_tick
 from tasks.app import app
 from tasks.locks import single_flight
 from tasks.runtime import get_runtime
 
-SEND_TASK = "ptnudge.send_reminder"
+SEND_TASK = "ptnudge.send_reminders"
+# Reminders per send task: enough to share the database work of a batch, few enough that
+# one slow provider call delays little else and a crash leaves little to reconcile.
+SEND_BATCH = 20
 LOCK_TTL = 300  # seconds: longer than any pass takes, short enough to survive a crash
 BACKOFF_MAX = 600  # well under the broker's visibility timeout: no long ETAs on Redis
 
 
-def enqueue_sends(celery: Celery, reminder_ids: list[int]) -> None:
-    """Publish send tasks over one pooled connection (a tick can queue thousands)."""
+def enqueue_sends(
+    celery: Celery, reminder_ids: list[int], *, countdown: float | None = None
+) -> None:
+    """Publish send tasks, in batches, over one pooled connection (a tick can queue
+    thousands)."""
     if not reminder_ids:
         return
     with celery.producer_or_acquire() as producer:
-        for reminder_id in reminder_ids:
-            celery.send_task(SEND_TASK, args=[reminder_id], producer=producer)
+        for start in range(0, len(reminder_ids), SEND_BATCH):
+            batch = reminder_ids[start : start + SEND_BATCH]
+            celery.send_task(SEND_TASK, args=[batch], countdown=countdown, producer=producer)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """Exponential backoff with full jitter (5, 10, 20, 40… seconds by default), capped,
+    for at most PTNUDGE_SEND_MAX_RETRIES retries of one reminder."""
+
+    def wait(attempts: int) -> dt.timedelta | None:
+        if attempts > settings.send_max_retries:
+            return None
+        seconds = get_exponential_backoff_interval(
+            factor=settings.retry_backoff_seconds,
+            retries=attempts - 1,
+            maximum=BACKOFF_MAX,
+            full_jitter=True,
+        )
+        return dt.timedelta(seconds=max(1, seconds))
+
+    return wait
 
 
 @app.task(name="ptnudge.dispatch", acks_late=True, ignore_result=True)
@@ -46,32 +73,25 @@ def dispatch() -> int:
 
 
 @app.task(name=SEND_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
-def send(self: Task[Any, Any], reminder_id: int) -> str:
+def send(self: Task[Any, Any], reminder_ids: list[int]) -> dict[str, int]:
     runtime = get_runtime()
-    retries = int(self.request.retries or 0)
-    last_attempt = retries >= runtime.settings.send_max_retries
-    countdown = get_exponential_backoff_interval(
-        # 5, 10, 20, 40… seconds (by default), with full jitter
-        factor=runtime.settings.retry_backoff_seconds,
-        retries=retries,
-        maximum=BACKOFF_MAX,
-        full_jitter=True,
-    )
     try:
-        outcome = send_reminder(
+        results = send_reminders(
             sessions=runtime.sessions,
             settings=runtime.settings,
             transports=Transports(sms=runtime.sms, email=runtime.email),
-            reminder_id=reminder_id,
-            retry_in=None if last_attempt else dt.timedelta(seconds=countdown),
+            reminder_ids=reminder_ids,
+            retry_policy=retry_policy(runtime.settings),
         )
     except OperationalError as error:
         # The database went away (restart, failover). Whatever step failed, a retry is
         # safe: a claimed reminder is never claimed twice.
-        raise self.retry(exc=error, countdown=countdown) from error
-    if outcome is SendOutcome.RETRY:
-        raise self.retry(countdown=countdown)
-    return outcome.value
+        raise self.retry(exc=error, countdown=runtime.settings.retry_backoff_seconds) from error
+    # Each transient failure is retried on its own, after its own backoff.
+    for reminder_id, result in results.items():
+        if result.outcome is SendOutcome.RETRY and result.retry_in is not None:
+            enqueue_sends(app, [reminder_id], countdown=result.retry_in.total_seconds())
+    return dict(collections.Counter(result.outcome.value for result in results.values()))
 
 
 @app.task(name="ptnudge.sweep", acks_late=True, ignore_result=True)

@@ -60,5 +60,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(text, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
+    elif exitstatus == 0:
+        shutil.rmtree(folder, ignore_errors=True)  # kept after a failure, for its logs

@@ -28,7 +28,6 @@ from sqlalchemy import func, select
 from config.settings import Settings
 from service.models import OPEN_STATUSES, Reminder
 from tests.conftest import (
-    LOG_DIR,
     REDIS_URL,
     Database,
     dispose_database,
@@ -41,6 +40,7 @@ from tests.fakes.twilio_server import (
     RemoteTwilioServer,
     twilio_server_process,
 )
+from tests.log_audit import LOG_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FROM_NUMBER = "+13125550000"

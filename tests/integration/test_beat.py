@@ -12,9 +12,9 @@ import pytest
 
 from service.db import transaction
 from service.models import Reminder, ReminderStatus, utcnow
-from tests.conftest import LOG_DIR
 from tests.factories import make_clinic, make_patient
 from tests.integration.conftest import REPO_ROOT, Pipeline, wait_until
+from tests.log_audit import LOG_DIR
 
 pytestmark = pytest.mark.integration
 
