@@ -24,6 +24,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select, update
@@ -80,7 +81,7 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
     return result
 
 
-def _claim(session: Session, query: Select[int], rules: DispatchRules) -> list[int]:
+def _claim(session: Session, query: Select[Any], rules: DispatchRules) -> list[int]:
     query = query.limit(rules.batch_size)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)

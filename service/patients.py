@@ -540,7 +540,7 @@ def count_patients(
 def patients_by_clinic(*, session: Session) -> dict[int, int]:
     """How many patients each clinic has (for ``clinics list``)."""
     rows = session.execute(select(Patient.clinic_id, func.count()).group_by(Patient.clinic_id))
-    return dict(rows.all())
+    return {row[0]: row[1] for row in rows}
 
 
 def recent_reminders(*, session: Session, patient: Patient, limit: int = 10) -> list[Reminder]:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from service.models import OptOut, PlanItem, Reminder, utcnow
+from service.models import OptOut, PlanItem, Reminder, ReminderStatus, utcnow
 from service.ticking import waiting_to_send
 
 SEND_QUEUE = "celery"
@@ -21,13 +21,12 @@ def collect_status(
 ) -> dict[str, Any]:
     now = now or utcnow()
     day_ago = now - dt.timedelta(hours=24)
-    by_status = dict(
-        session.execute(
-            select(Reminder.status, func.count())
-            .where(Reminder.due_at >= day_ago)
-            .group_by(Reminder.status)
-        ).all()
+    rows = session.execute(
+        select(Reminder.status, func.count())
+        .where(Reminder.due_at >= day_ago)
+        .group_by(Reminder.status)
     )
+    by_status: dict[ReminderStatus, int] = {row[0]: row[1] for row in rows}
     due_items = session.scalar(
         select(func.count()).select_from(PlanItem).where(PlanItem.next_due_at <= now)
     )
