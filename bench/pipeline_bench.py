@@ -1,7 +1,7 @@
 """Delivery pipeline benchmark: N reminders due in the same minute, through the real pipeline.
 
 Loads ``--patients`` patients into a scratch PostgreSQL database with bulk SQL, starts the fake
-Twilio server process, one ``celery -A tasks.app worker`` (Celery's default concurrency) and
+Twilio server process, one ``celery -A tasks.app worker`` (ptnudge's default pool: two processes per CPU) and
 ``celery -A tasks.app beat`` (the dispatcher every PTNUDGE_TICK_SECONDS, default 15 s), makes N
 reminders due at the next whole minute, and measures until every one is sent:
 
@@ -480,8 +480,9 @@ def run_all(args: argparse.Namespace, console: Console, stack: Stack, engine: sa
     load_seconds = load_patients(engine, patients=args.patients, later=later)
     console.log(f"loaded in {load_seconds:.1f} s; timing idle ticks")
     idle = idle_tick_ms(stack)
+    pool = ["--concurrency", str(args.concurrency)] if args.concurrency else []
     stack.start("worker", "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                "--hostname", f"bench{os.getpid()}@%h", ready=b" ready.")  # fmt: skip
+                "--hostname", f"bench{os.getpid()}@%h", *pool, ready=b" ready.")  # fmt: skip
     stack.start("beat", "beat", "--loglevel", "INFO", "--schedule",
                 str(stack.log_dir / "beat-schedule"), ready=b"beat: Starting")  # fmt: skip
     report = Report(args.patients, load_seconds, idle, group_rss_mb(stack.processes["worker"].pid))
@@ -509,6 +510,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, action="append", help="reminders due at once (repeat)")
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--allow-long", action="store_true", help="run N expected > 10 min")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="worker pool processes (default: ptnudge's own, two per CPU)",
+    )
     args = parser.parse_args()
     args.n = args.n or [5000]
     if max(args.n) > args.patients:
