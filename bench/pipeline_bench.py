@@ -1,9 +1,10 @@
 """Delivery pipeline benchmark: N reminders due in the same minute, through the real pipeline.
 
 Loads ``--patients`` patients into a scratch PostgreSQL database with bulk SQL, starts the fake
-Twilio server process, one ``celery -A tasks.app worker`` (ptnudge's default pool: two processes per CPU) and
-``celery -A tasks.app beat`` (the dispatcher every PTNUDGE_TICK_SECONDS, default 15 s), makes N
-reminders due at the next whole minute, and measures until every one is sent:
+Twilio server process, one ``celery -A tasks.app worker`` (ptnudge's default pool: two
+processes per CPU, or ``--concurrency``) and ``celery -A tasks.app beat`` (the dispatcher
+every PTNUDGE_TICK_SECONDS, default 15 s), makes N reminders due at the next whole minute,
+and measures until every one is sent:
 
 - throughput end to end: N / (last ``reminders.sent_at`` - due time);
 - lateness p50/p99: ``reminders.sent_at - due_at`` (sent_at is written right after the fake
