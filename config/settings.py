@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     )
     smtp_url: str | None = Field(None, validation_alias="PTNUDGE_SMTP_URL")
     email_from: str | None = Field(None, validation_alias="PTNUDGE_EMAIL_FROM")
+    # Prefix for every key ptnudge's Celery puts in Redis: several deployments (or test
+    # runs) can share one Redis without seeing each other's queues.
+    broker_key_prefix: str = Field("", max_length=64, validation_alias="PTNUDGE_BROKER_KEY_PREFIX")
     tick_seconds: float = Field(15.0, gt=0, le=3600, validation_alias="PTNUDGE_TICK_SECONDS")
     programs_dir: Path | None = Field(None, validation_alias="PTNUDGE_PROGRAMS_DIR")
     log_format: Literal["auto", "json", "text"] = Field(

@@ -37,7 +37,7 @@ def collect_status(
         select(func.count()).select_from(OptOut).where(OptOut.created_at >= today)
     )
     return {
-        "queue_depth": broker_queue_depth(settings.broker_url),
+        "queue_depth": broker_queue_depth(settings),
         "due_backlog": {"plan_items_due": due_items or 0, "queued_or_sending": waiting or 0},
         "last_dispatched_occurrence": last_dispatch.isoformat() if last_dispatch else None,
         "reminders_last_24h": {status.value: count for status, count in by_status.items()},
@@ -45,10 +45,13 @@ def collect_status(
     }
 
 
-def broker_queue_depth(broker_url: str) -> int | None:
+def broker_queue_depth(settings: Settings) -> int | None:
     """Messages waiting in the send queue, or None when the broker cannot be asked."""
+    options = {"global_keyprefix": settings.broker_key_prefix} if settings.broker_key_prefix else {}
     try:
-        with Connection(broker_url, connect_timeout=3) as connection:
+        with Connection(
+            settings.broker_url, connect_timeout=3, transport_options=options
+        ) as connection:
             declared = connection.default_channel.queue_declare(queue=SEND_QUEUE, passive=True)
             return int(declared.message_count)
     except Exception:  # noqa: BLE001 - status reports "unknown" rather than failing

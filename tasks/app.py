@@ -52,7 +52,10 @@ def transport_options(settings: Settings) -> dict[str, object]:
     SQLAlchemy broker passes its options to ``create_engine``, which takes none of these."""
     if settings.embedded_broker:
         return {}
-    return {"socket_timeout": 5, "visibility_timeout": 3600}
+    options: dict[str, object] = {"socket_timeout": 5, "visibility_timeout": 3600}
+    if settings.broker_key_prefix:
+        options["global_keyprefix"] = settings.broker_key_prefix
+    return options
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:

@@ -24,7 +24,9 @@ def single_flight(settings: Settings, name: str, *, ttl: float) -> Iterator[bool
         yield True
         return
     client = redis.Redis.from_url(settings.broker_url, socket_timeout=5)
-    lock = client.lock(f"ptnudge:lock:{name}", timeout=ttl, blocking=False)
+    lock = client.lock(
+        f"{settings.broker_key_prefix}ptnudge:lock:{name}", timeout=ttl, blocking=False
+    )
     acquired = bool(lock.acquire())
     try:
         yield acquired

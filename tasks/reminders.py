@@ -100,7 +100,7 @@ def sweep() -> int:
     with single_flight(runtime.settings, "sweep", ttl=LOCK_TTL) as mine:
         if not mine:
             return 0
-        depth = broker_queue_depth(runtime.settings.broker_url)
+        depth = broker_queue_depth(runtime.settings)
         result = run_sweep(
             settings=runtime.settings,
             sessions=runtime.sessions,

@@ -85,6 +85,8 @@ def run(
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     # Our own interpreter and fixed arguments: nothing here comes from outside.
     processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
+    # A SIGTERM (a service manager, `timeout`) stops the children too, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _stop_requested)
     console = Console(stderr=True)
     console.print(f"ptnudge running: web on http://{host}:{port}, worker and beat. Ctrl-C stops.")
     try:
@@ -151,3 +153,7 @@ def _flat(found: dict[str, object], prefix: str = "") -> list[tuple[str, object]
         else:
             rows.append((prefix + key, value))
     return rows
+
+
+def _stop_requested(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -70,6 +71,7 @@ class Pipeline:
     twilio: RemoteTwilioServer
     tmp_path: Path
     overrides: dict[str, str] = field(default_factory=dict)
+    key_prefix: str = field(default_factory=lambda: f"t{secrets.token_hex(4)}:")
     workers: list[Worker] = field(default_factory=list)
 
     @property
@@ -97,6 +99,8 @@ class Pipeline:
                 "PTNUDGE_RETRY_BACKOFF_SECONDS": "1",
                 "PTNUDGE_TWILIO_TIMEOUT_SECONDS": "2",
                 "PTNUDGE_MIN_GAP_MINUTES": "0",
+                # Keys of this test only: no other worker on this Redis sees its tasks.
+                "PTNUDGE_BROKER_KEY_PREFIX": self.key_prefix,
                 "PYTHONPATH": str(REPO_ROOT),
             }
         )
