@@ -95,3 +95,51 @@ def test_local_midnight_is_the_first_instant_of_the_local_day() -> None:
     assert chicago.astimezone(dt.UTC) == dt.datetime(2026, 12, 2, 6, 0, tzinfo=dt.UTC)
     assert (santiago.hour, santiago.minute) == (1, 0)
     assert santiago.date() == dt.date(2026, 9, 6)
+
+
+def enroll_night_owl(database: Database, *, at: str, phone: str) -> str:
+    """A New York patient awake 00:00-23:59 with one daily stretch at ``at``."""
+    with database.sessions() as session, session.begin():
+        clinic = add_clinic(
+            session=session,
+            slug=f"ny-{phone[-4:]}",
+            name="Hudson Spine PT",
+            phone="+12125550199",
+            timezone="America/New_York",
+            actor="test",
+        )
+        request = EnrollmentRequest(
+            first_name="Ana",
+            phone=phone,
+            program="stenosis-gentle",
+            wake="00:00-23:59",
+            start="2027-01-01",
+            tune=("position_change.off", "heat.off", "ice.off", f"stretch.at={at}"),
+        )
+        now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+        return str(enroll(session=session, clinic=clinic, request=request, actor="t", now=now).id)
+
+
+def test_a_time_skipped_by_spring_forward_fires_once_at_the_first_valid_minute(
+    committed_db: Database,
+) -> None:
+    patient = enroll_night_owl(committed_db, at="02:30", phone="+12125550101")
+
+    result = run(committed_db, patient, "--from", "2027-03-13", "--days", "3", "--json")
+
+    assert result.exit_code == 0, result.output
+    on_the_14th = [e for e in json.loads(result.stdout) if e["local_time"][:10] == "2027-03-14"]
+    assert len(on_the_14th) == 1
+    local = dt.datetime.fromisoformat(on_the_14th[0]["local_time"])
+    assert local.time() >= dt.time(2, 30)
+    assert local.isoformat() == "2027-03-14T03:00:00-04:00"  # 02:30 does not exist that day
+
+
+def test_a_time_repeated_by_fall_back_fires_once(committed_db: Database) -> None:
+    patient = enroll_night_owl(committed_db, at="01:30", phone="+12125550102")
+
+    result = run(committed_db, patient, "--from", "2027-11-06", "--days", "3", "--json")
+
+    assert result.exit_code == 0, result.output
+    on_the_7th = [e for e in json.loads(result.stdout) if e["local_time"][:10] == "2027-11-07"]
+    assert [e["local_time"] for e in on_the_7th] == ["2027-11-07T01:30:00-04:00"]
