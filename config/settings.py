@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     verify_twilio_signatures: bool = Field(
         True, validation_alias="PTNUDGE_VERIFY_TWILIO_SIGNATURES"
     )
+    # Most SMS a second from our sender, across every worker (0: no limit of our own). A long
+    # code takes about 1; toll-free, 10DLC and short codes more, as registered.
+    sms_per_second: int = Field(0, ge=0, le=1000, validation_alias="PTNUDGE_SMS_PER_SECOND")
     twilio_handles_opt_out_replies: bool = Field(
         True, validation_alias="PTNUDGE_TWILIO_HANDLES_OPT_OUT_REPLIES"
     )

@@ -21,7 +21,7 @@ import datetime as dt
 import enum
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, case, select, text, update
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
@@ -32,6 +32,7 @@ from service.db import transaction
 from service.messages import MERGED_KINDS, Composition, body_digest, compose, outbound
 from service.models import Channel, OptOut, Patient, Reminder, ReminderStatus, utcnow
 from service.plans import is_paused_at, schedule_for
+from service.ratelimit import NoLimit, RateLimiter
 from service.scheduling import local_window_contains
 from service.transports.base import Receipt, Transport, TransportError
 
@@ -52,6 +53,7 @@ class SendOutcome(enum.StrEnum):
 class Transports:
     sms: Transport
     email: Transport
+    sms_limit: RateLimiter = field(default_factory=NoLimit)
 
     def for_channel(self, channel: Channel) -> Transport:
         return self.sms if channel is Channel.SMS else self.email
@@ -113,6 +115,8 @@ def send_reminders(
             to=claim.address,
             reminder_id=claim.reminder_id,
         )
+        if claim.channel is Channel.SMS:
+            transports.sms_limit.acquire()
         try:
             sent.append((claim, transports.for_channel(claim.channel).send(message)))
         except TransportError as error:

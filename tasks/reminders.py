@@ -79,7 +79,9 @@ def send(self: Task[Any, Any], reminder_ids: list[int]) -> dict[str, int]:
         results = send_reminders(
             sessions=runtime.sessions,
             settings=runtime.settings,
-            transports=Transports(sms=runtime.sms, email=runtime.email),
+            transports=Transports(
+                sms=runtime.sms, email=runtime.email, sms_limit=runtime.sms_limit
+            ),
             reminder_ids=reminder_ids,
             retry_policy=retry_policy(runtime.settings),
         )

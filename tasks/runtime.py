@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from service.db import make_engine, make_sessionmaker
+from service.ratelimit import RateLimiter, sms_rate_limiter
 from service.transports.base import Transport
 from service.transports.registry import email_transport, sms_transport
 
@@ -21,6 +22,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     sms: Transport
     email: Transport
+    sms_limit: RateLimiter
 
 
 def get_runtime() -> Runtime:
@@ -38,4 +40,5 @@ def _runtime_for(pid: int) -> Runtime:
         sessions=make_sessionmaker(engine),
         sms=sms_transport(settings),
         email=email_transport(settings),
+        sms_limit=sms_rate_limiter(settings),
     )
