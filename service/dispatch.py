@@ -70,7 +70,9 @@ class DispatchResult:
 def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) -> DispatchResult:
     """One dispatcher pass inside the caller's transaction (see the module docstring)."""
     result = DispatchResult()
-    item_ids = _claim(session, select(PlanItem.id).where(PlanItem.next_due_at <= now), rules)
+    # Oldest first: under a backlog the longest-waiting items go before the newly due.
+    due = select(PlanItem.id).where(PlanItem.next_due_at <= now).order_by(PlanItem.next_due_at)
+    item_ids = _claim(session, due, rules)
     result.claimed = len(item_ids)
     if item_ids:
         patients = _load_patients(session, item_ids)
