@@ -58,6 +58,8 @@ def configure(settings: Settings, *, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.StreamHandler(sys.stderr))
-    for handler in root.handlers:
-        protect(handler, settings)
     root.setLevel(level)
+    # uvicorn's loggers keep handlers of their own.
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        for handler in logging.getLogger(name).handlers:
+            protect(handler, settings)

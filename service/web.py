@@ -27,7 +27,7 @@ from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
 
 from config.settings import Settings, load_settings
-from service import metrics
+from service import logs, metrics
 from service.callbacks import apply_status_callback
 from service.db import make_engine, make_sessionmaker, transaction
 from service.inbound import CLINIC_ALERT_TASK, InboundResult, handle_sms
@@ -99,6 +99,7 @@ def create_app(
 ) -> FastAPI:
     """The app for these settings. ``enqueue_alert`` defaults to publishing the clinic
     alert task on the configured broker; ``clock`` is for tests."""
+    logs.configure(settings)
     engine = make_engine(settings.database_url)
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
     wiring = _Wiring(
