@@ -79,6 +79,8 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
         run = _Pass(session, rules, now, _opted_out(session, patients), result)
         for patient in patients:
             run.dispatch_patient(patient)
+        # One multi-row INSERT … RETURNING for the whole batch, not one per patient.
+        _insert(session, run.rows, {p.id: p for p in patients}, rules, result)
     result.to_send.extend(_queue_one_offs(session, rules, now, result))
     return result
 
@@ -127,6 +129,7 @@ class _Pass:
     now: dt.datetime
     opted_out: set[str]
     result: DispatchResult
+    rows: list[dict[str, object]] = field(default_factory=list)
 
     def dispatch_patient(self, patient: Patient) -> None:
         schedule = schedule_for(patient)
@@ -155,7 +158,7 @@ class _Pass:
             status = ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels)
             for channel in channels:
                 rows.extend(_row(patient, o, channel, status=status, now=self.now) for o in group)
-        _insert(self.session, rows, patient, self.rules, self.result)
+        self.rows.extend(rows)
         _advance(due_items, schedule, lookahead)
 
     def add_system_message(
@@ -304,7 +307,7 @@ def _row(
 def _insert(
     session: Session,
     rows: list[dict[str, object]],
-    patient: Patient,
+    patients: dict[int, Patient],
     rules: DispatchRules,
     result: DispatchResult,
 ) -> None:
@@ -313,25 +316,38 @@ def _insert(
         return
     inserted = _insert_new(session, rows)
     result.created += len(inserted)
-    queued = [r for r in inserted if r[3] is ReminderStatus.QUEUED]
-    by_channel: dict[Channel, list[tuple[int, int | None, dt.datetime]]] = defaultdict(list)
-    for reminder_id, item_id, due_at, _status, channel in queued:
-        by_channel[channel].append((reminder_id, item_id, due_at))
+    by_patient: dict[tuple[int, Channel], list[tuple[int, int | None, dt.datetime]]]
+    by_patient = defaultdict(list)
+    for reminder_id, patient_id, item_id, due_at, status, channel in inserted:
+        if status is ReminderStatus.QUEUED:
+            by_patient[patient_id, channel].append((reminder_id, item_id, due_at))
+    for (patient_id, _channel), members in by_patient.items():
+        _group_and_merge(session, members, patients[patient_id], rules, result)
+
+
+def _group_and_merge(
+    session: Session,
+    members: list[tuple[int, int | None, dt.datetime]],
+    patient: Patient,
+    rules: DispatchRules,
+    result: DispatchResult,
+) -> None:
+    """Members of one patient and channel: those due within the minimum gap of a group's
+    first leave as one message (the first), the others are merged into it."""
     positions: dict[int | None, int] = {item.id: item.position for item in patient.plan_items}
     kinds: dict[int | None, str] = {item.id: item.kind for item in patient.plan_items}
-    for members in by_channel.values():
-        members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
-        groups: list[list[tuple[int, int | None, dt.datetime]]] = []
-        for member in members:
-            if groups and member[2] - groups[-1][0][2] < rules.min_gap:
-                groups[-1].append(member)
-            else:
-                groups.append([member])
-        for head, *rest in groups:
-            result.to_send.append(head[0])
-            if rest:
-                _merge(session, head[0], [m[0] for m in rest], [kinds[m[1]] for m in rest])
-                result.merged += len(rest)
+    members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
+    groups: list[list[tuple[int, int | None, dt.datetime]]] = []
+    for member in members:
+        if groups and member[2] - groups[-1][0][2] < rules.min_gap:
+            groups[-1].append(member)
+        else:
+            groups.append([member])
+    for head, *rest in groups:
+        result.to_send.append(head[0])
+        if rest:
+            _merge(session, head[0], [m[0] for m in rest], [kinds[m[1]] for m in rest])
+            result.merged += len(rest)
 
 
 def _merge(session: Session, head_id: int, member_ids: list[int], member_kinds: list[str]) -> None:
@@ -348,17 +364,22 @@ def _merge(session: Session, head_id: int, member_ids: list[int], member_kinds: 
 
 def _insert_new(
     session: Session, rows: list[dict[str, object]]
-) -> list[tuple[int, int | None, dt.datetime, ReminderStatus, Channel]]:
+) -> list[tuple[int, int, int | None, dt.datetime, ReminderStatus, Channel]]:
     dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
         dialect_insert(Reminder)
         .on_conflict_do_nothing(index_elements=["plan_item_id", "due_at", "channel"])
         .returning(
-            Reminder.id, Reminder.plan_item_id, Reminder.due_at, Reminder.status, Reminder.channel
+            Reminder.id,
+            Reminder.patient_id,
+            Reminder.plan_item_id,
+            Reminder.due_at,
+            Reminder.status,
+            Reminder.channel,
         )
     )
     found = session.execute(statement, rows).all()
-    return [(r[0], r[1], r[2], r[3], r[4]) for r in found]
+    return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in found]
 
 
 def _advance(items: Sequence[PlanItem], schedule: PatientSchedule, after: dt.datetime) -> None:
