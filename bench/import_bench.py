@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import os
 import random
-import secrets
 import sys
 import tempfile
 import time
@@ -30,14 +28,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.scratch import create_database, drop_database
 from service.clinics import add_clinic
 from service.db import make_engine, make_sessionmaker, transaction, upgrade
 from service.importing import ImportResult, import_csv
 from service.models import Clinic, Patient, PlanItem
 
-ADMIN_URL = os.environ.get(
-    "PTNUDGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 TARGET_ROWS_PER_SECOND = 5_000
 AREA_CODES = (312, 773, 872, 415, 628, 212, 646, 617, 206, 303, 512, 713, 305, 404, 602, 503)
 ZONES = ("America/Chicago", "America/New_York", "America/Denver", "America/Los_Angeles")
@@ -71,24 +67,8 @@ def write_csv(path: Path, rows: int, *, seed: int = 7) -> None:
             )
 
 
-def scratch_database() -> tuple[str, str]:
-    name = f"ptnudge_bench_{secrets.token_hex(4)}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return name, sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(name: str) -> None:
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def run(rows: int, console: Console) -> tuple[ImportResult, float, int, int]:
-    name, url = scratch_database()
+    name, url = create_database("ptnudge_bench")
     try:
         upgrade(url)
         engine = make_engine(url)

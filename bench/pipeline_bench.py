@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import datetime as dt
 import os
-import secrets
 import signal
 import statistics
 import subprocess
@@ -48,6 +47,7 @@ from twilio.rest import Client
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.scratch import create_database, drop_database  # noqa: E402
 from config.settings import Settings, load_settings  # noqa: E402 - after the path fix above
 from service.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from service.ticking import run_tick  # noqa: E402
@@ -58,9 +58,6 @@ from tests.fakes.twilio_server import (  # noqa: E402
     twilio_server_process,
 )
 
-ADMIN_URL = os.environ.get(
-    "PTNUDGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_URL = os.environ.get("PTNUDGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 FROM_NUMBER = "+13125550000"
 TICK_SECONDS = 15.0  # PTNUDGE_TICK_SECONDS default; beat dispatches this often
@@ -73,22 +70,6 @@ OPEN_STATUSES = ("scheduled", "queued", "sending")
 
 
 # --- scratch database and bulk load ------------------------------------------------------------
-
-
-def create_database() -> tuple[str, str]:
-    name = f"ptnudge_pipebench_{secrets.token_hex(4)}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return name, sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(name: str) -> None:
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 # Everyone's stretch is at the same minute, UTC, awake all day. Nobody is due at load time:
@@ -524,7 +505,7 @@ def main() -> None:
     command = " ".join([".venv/bin/python", "bench/pipeline_bench.py", *sys.argv[1:]])
     console = Console(width=max(Console().width, 120))
     signal.signal(signal.SIGTERM, _interrupt)
-    name, url = create_database()
+    name, url = create_database("ptnudge_pipebench")
     try:
         with (
             redis_database() as broker_url,
