@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,13 +35,12 @@ from sqlalchemy.orm import Session, selectinload
 from service.messages import MERGED_KINDS, group_close
 from service.models import (
     Channel,
-    OptOut,
     Patient,
     PlanItem,
     Reminder,
     ReminderStatus,
 )
-from service.optouts import normalize_address
+from service.optouts import normalize_address, opted_out_among
 from service.plans import schedule_for
 from service.scheduling import Occurrence, PatientSchedule, next_due_by_item, occurrences
 
@@ -76,7 +75,9 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
     result.claimed = len(item_ids)
     if item_ids:
         patients = _load_patients(session, item_ids)
-        run = _Pass(session, rules, now, _opted_out(session, patients), result)
+        addresses = [a for p in patients for a in (p.phone, p.email)]
+        opted_out = opted_out_among(session=session, addresses=addresses)
+        run = _Pass(session, rules, now, opted_out, result)
         for patient in patients:
             run.dispatch_patient(patient)
         # One multi-row INSERT … RETURNING for the whole batch, not one per patient.
@@ -101,13 +102,6 @@ def _load_patients(session: Session, item_ids: Sequence[int]) -> list[Patient]:
         .order_by(Patient.id)
     )
     return list(session.scalars(query))
-
-
-def _opted_out(session: Session, patients: Iterable[Patient]) -> set[str]:
-    addresses = {normalize_address(a) for p in patients for a in (p.phone, p.email) if a}
-    if not addresses:
-        return set()
-    return set(session.scalars(select(OptOut.address).where(OptOut.address.in_(addresses))))
 
 
 def channels_for(patient: Patient, opted_out: set[str]) -> list[tuple[Channel, str]]:

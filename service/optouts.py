@@ -7,6 +7,7 @@ number stops at once, and every message still waiting for them is canceled.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -30,6 +31,14 @@ def normalize_address(address: str) -> str:
 
 def is_opted_out(*, session: Session, address: str) -> bool:
     return session.get(OptOut, normalize_address(address)) is not None
+
+
+def opted_out_among(*, session: Session, addresses: Iterable[str | None]) -> set[str]:
+    """Which of these addresses are in the ledger (normalised), in one query."""
+    wanted = {normalize_address(a) for a in addresses if a}
+    if not wanted:
+        return set()
+    return set(session.scalars(select(OptOut.address).where(OptOut.address.in_(wanted))))
 
 
 def patients_at(*, session: Session, address: str, channel: Channel) -> list[Patient]:

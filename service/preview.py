@@ -10,14 +10,13 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from service.dispatch import channels_for
 from service.messages import compose, group_close
-from service.models import Channel, OptOut, Patient
-from service.optouts import normalize_address
+from service.models import Channel, Patient
+from service.optouts import opted_out_among
 from service.plans import schedule_for
 from service.scheduling import occurrences
 
@@ -54,8 +53,7 @@ def preview(
     if schedule is None:
         return []
     found = occurrences(schedule, start=start, end=start + dt.timedelta(days=days))
-    addresses = [normalize_address(a) for a in (patient.phone, patient.email) if a]
-    opted_out = set(session.scalars(select(OptOut.address).where(OptOut.address.in_(addresses))))
+    opted_out = opted_out_among(session=session, addresses=(patient.phone, patient.email))
     channels = [channel for channel, _ in channels_for(patient, opted_out)]
     zone = ZoneInfo(patient.timezone)
     entries = []

@@ -30,7 +30,7 @@ from config.settings import Settings
 from service import delivery, metrics, optouts
 from service.db import transaction
 from service.messages import MERGED_KINDS, Composition, body_digest, compose, outbound
-from service.models import Channel, OptOut, Patient, Reminder, ReminderStatus, utcnow
+from service.models import Channel, Patient, Reminder, ReminderStatus, utcnow
 from service.plans import is_paused_at, schedule_for
 from service.ratelimit import NoLimit, RateLimiter
 from service.scheduling import local_window_contains
@@ -162,8 +162,7 @@ def _claim(
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Reminder)
     reminders = list(session.scalars(query))
-    addresses = {a for r in reminders if (a := _address(r)) is not None}
-    opted_out = _opted_out(session, addresses)
+    opted_out = optouts.opted_out_among(session=session, addresses=map(_address, reminders))
     claims = []
     for reminder in reminders:
         verdict = _still_wanted(reminder, settings, now, opted_out)
@@ -188,13 +187,6 @@ def _claim(
             _Claimed(reminder.id, address, reminder.channel, composition, reminder.attempts)
         )
     return claims
-
-
-def _opted_out(session: Session, addresses: set[str]) -> set[str]:
-    if not addresses:
-        return set()
-    normalized = {optouts.normalize_address(a) for a in addresses}
-    return set(session.scalars(select(OptOut.address).where(OptOut.address.in_(normalized))))
 
 
 def _still_wanted(
