@@ -10,7 +10,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +29,7 @@ from service.sweeping import (
     stuck_sending,
 )
 from service.transports.base import Reconciler, Transport, TransportError
+from service.transports.registry import sms_reconciler
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def run_sweep(
         reconcile_after=dt.timedelta(seconds=settings.reconcile_after_seconds),
     )
     result = SweepResult()
-    reconciler = cast(Reconciler, sms) if hasattr(sms, "find_sent") else None
+    reconciler = sms_reconciler(sms)
     moment = now or utcnow()
     with transaction(sessions) as session:
         if queue_empty:

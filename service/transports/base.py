@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from service.models import Channel
 
@@ -83,5 +83,6 @@ class ProviderRecord:
     created_at: dt.datetime
 
 
+@runtime_checkable
 class Reconciler(Protocol):
     def find_sent(self, *, to: str, since: dt.datetime) -> list[ProviderRecord]: ...

@@ -22,9 +22,7 @@ def email_transport(settings: Settings) -> Transport:
     return ConsoleEmailTransport()
 
 
-def sms_reconciler(settings: Settings) -> Reconciler | None:
-    """What can say whether an SMS went out after all (a timeout, a crash mid-send); None on
-    the console, which keeps no record."""
-    if settings.resolved_sms_backend == "twilio":
-        return TwilioSmsTransport(settings)
-    return None
+def sms_reconciler(transport: Transport) -> Reconciler | None:
+    """The SMS transport itself when it can say whether a message went out after all (a
+    timeout, a crash mid-send); None for the console, which keeps no record."""
+    return transport if isinstance(transport, Reconciler) else None

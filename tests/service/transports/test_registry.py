@@ -25,14 +25,14 @@ def test_without_twilio_credentials_sms_go_to_the_console() -> None:
     settings = plain_settings()
 
     assert isinstance(sms_transport(settings), ConsoleSmsTransport)
-    assert sms_reconciler(settings) is None
+    assert sms_reconciler(sms_transport(settings)) is None
 
 
 def test_with_twilio_credentials_sms_go_to_twilio(twilio_settings: SettingsFactory) -> None:
     settings = twilio_settings()
 
     assert isinstance(sms_transport(settings), TwilioSmsTransport)
-    assert isinstance(sms_reconciler(settings), TwilioSmsTransport)
+    assert isinstance(sms_reconciler(sms_transport(settings)), TwilioSmsTransport)
 
 
 def test_console_backend_wins_over_twilio_credentials(twilio_settings: SettingsFactory) -> None:
