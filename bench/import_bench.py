@@ -1,7 +1,8 @@
 """CSV import benchmark: N generated patients into a scratch PostgreSQL database.
 
-Runs the same service function as ``ptnudge patients import`` (``service.importing.import_csv``)
-and prints rows, seconds and rows/s against the target of 5,000 rows/s.
+Runs the same service function as ``ptnudge patients import``
+(``service.enrollment.importing.import_csv``) and prints rows, seconds and rows/s against
+the target of 5,000 rows/s.
 
     .venv/bin/python bench/import_bench.py --rows 100000
 
@@ -29,9 +30,9 @@ from sqlalchemy.orm import Session, sessionmaker
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scratch import create_database, drop_database
-from service.clinics import add_clinic
 from service.db import make_engine, make_sessionmaker, transaction, upgrade
-from service.importing import ImportResult, import_csv
+from service.enrollment.clinics import add_clinic
+from service.enrollment.importing import ImportResult, import_csv
 from service.models import Clinic, Patient, PlanItem
 
 TARGET_ROWS_PER_SECOND = 5_000
@@ -124,7 +125,7 @@ def main() -> None:
     console = Console()
     result, seconds, patients, items = run(args.rows, console)
     rate = result.rows / seconds
-    table = Table(title="CSV import into PostgreSQL (service.importing.import_csv)")
+    table = Table(title="CSV import into PostgreSQL (service.enrollment.importing.import_csv)")
     for column in ("rows", "added", "errors", "seconds", "rows/s", "target rows/s", "ratio"):
         table.add_column(column, justify="right")
     table.add_row(

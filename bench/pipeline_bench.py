@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.scratch import create_database, drop_database  # noqa: E402
 from config.settings import Settings, load_settings  # noqa: E402 - after the path fix above
 from service.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
-from service.ticking import run_tick  # noqa: E402
+from service.delivery.ticking import run_tick  # noqa: E402
 from tests.fakes.twilio_server import (  # noqa: E402
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,

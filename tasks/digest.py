@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from service.db import transaction
-from service.digest import send_weekly_digests
+from service.reporting.digest import send_weekly_digests
 from tasks.app import app
 from tasks.runtime import get_runtime
 

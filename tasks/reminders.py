@@ -12,9 +12,9 @@ from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
-from service.sending import RetryPolicy, SendOutcome, Transports, send_reminders
-from service.status import broker_queue_depth
-from service.ticking import run_sweep, run_tick
+from service.delivery.sending import RetryPolicy, SendOutcome, Transports, send_reminders
+from service.delivery.status import broker_queue_depth
+from service.delivery.ticking import run_sweep, run_tick
 from tasks.app import app
 from tasks.locks import single_flight
 from tasks.runtime import get_runtime

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from service.db import make_engine, make_sessionmaker
-from service.ratelimit import RateLimiter, sms_rate_limiter
+from service.delivery.ratelimit import RateLimiter, sms_rate_limiter
 from service.transports.base import Transport
 from service.transports.registry import email_transport, sms_transport
 

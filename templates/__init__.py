@@ -1,6 +1,7 @@
 """Message templates: ``sms/<locale>/<message>.txt`` and ``email/<locale>/<message>/``.
 
-Rendered only through ``service.rendering``; ``service.templates_check`` proves every one fits.
+Rendered only through ``service.delivery.rendering``; ``service.cli.templates_check`` proves
+every one fits.
 """
 
 from pathlib import Path

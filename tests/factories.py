@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.enrollment.plans import refresh_next_due
 from service.models import ChannelChoice, Clinic, Patient, PlanItem
-from service.plans import refresh_next_due
 
 _numbers = itertools.count(1)
 

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from service import clinics, patients
 from service.cli import output
 from service.cli.app import clinics_app
 from service.cli.context import command_context
 from service.db import transaction
+from service.enrollment import clinics, patients
 from service.models import Clinic
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

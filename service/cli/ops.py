@@ -19,10 +19,10 @@ from rich.console import Console
 from service.cli import output
 from service.cli.app import app
 from service.cli.context import command_context, settings_or_exit
+from service.cli.demo import ZONE, run_demo
 from service.db import upgrade
-from service.demo import ZONE, run_demo
-from service.status import collect_status
-from service.ticking import run_tick
+from service.delivery.status import collect_status
+from service.delivery.ticking import run_tick
 
 
 @app.command()

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
-from service.clinics import NotFoundError
+from service.enrollment.clinics import NotFoundError
 
 INPUT_ERROR_CODE = 1
 

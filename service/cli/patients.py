@@ -18,13 +18,13 @@ from rich.progress import (
 )
 from sqlalchemy.orm import Session
 
-from service import clinics, importing, patients
 from service.cli import output
 from service.cli.app import patients_app
 from service.cli.context import CliContext, command_context, now
 from service.db import transaction
+from service.enrollment import clinics, importing, patients
+from service.enrollment.programs import ProgramItem, parse_time
 from service.models import Clinic, Patient, PatientStatus, PlanItem, Reminder
-from service.programs import ProgramItem, parse_time
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ClinicOption = Annotated[str, typer.Option("--clinic", help="Clinic slug.")]

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from service import clinics, patients
 from service.cli import output
 from service.cli.app import app
 from service.cli.context import command_context, now
-from service.preview import PreviewEntry
-from service.preview import preview as preview_reminders
+from service.delivery.preview import PreviewEntry
+from service.delivery.preview import preview as preview_reminders
+from service.enrollment import clinics, patients
 
 
 def entry_document(entry: PreviewEntry) -> dict[str, object]:

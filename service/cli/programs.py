@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from service import programs
 from service.cli import output
 from service.cli.app import programs_app
 from service.cli.context import settings_or_exit
-from service.programs import Program, ProgramError
+from service.enrollment import programs
+from service.enrollment.programs import Program, ProgramError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

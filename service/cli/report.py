@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from service import clinics
-from service.adherence import DEFAULT_THRESHOLD, build_report, period_start
 from service.cli import output
 from service.cli.context import command_context, now
-from service.reports import ReportFormat, render, render_table, summary_line
+from service.enrollment import clinics
+from service.reporting.adherence import DEFAULT_THRESHOLD, build_report, period_start
+from service.reporting.reports import ReportFormat, render, render_table, summary_line
 
 report_app = typer.Typer(help="Reports for clinic staff.", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ import typer
 
 from service.cli import output
 from service.cli.app import templates_app
-from service.templates_check import check_templates
+from service.cli.templates_check import check_templates
 
 
 @templates_app.command("check")

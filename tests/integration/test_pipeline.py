@@ -10,10 +10,10 @@ import time
 import pytest
 from sqlalchemy import select
 
-from service import optouts
 from service.db import transaction
+from service.delivery.ticking import run_sweep, run_tick
+from service.enrollment import optouts
 from service.models import Channel, Patient, Reminder, ReminderStatus, utcnow
-from service.ticking import run_sweep, run_tick
 from service.transports.registry import sms_transport
 from tasks.app import create_app
 from tasks.reminders import enqueue_sends

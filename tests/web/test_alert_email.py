@@ -15,15 +15,15 @@ from twilio.request_validator import RequestValidator
 
 from config.settings import Settings
 from service.db import transaction
-from service.inbound import send_clinic_alert
 from service.models import AuditEvent, InboundMessage, Patient, PatientStatus
+from service.replies.inbound import send_clinic_alert
 from service.transports.base import TransportError
 from service.transports.email import SmtpEmailTransport
 from service.web import create_app
 from tests.conftest import Database, make_settings
 from tests.factories import make_clinic, make_patient
 from tests.fakes.smtp import FakeSmtpServer, smtp_server
-from tests.service.test_inbound import NOW, sms
+from tests.service.replies.test_inbound import NOW, sms
 from tests.web.conftest import serve
 
 CLINIC_EMAIL = "frontdesk@lakeside.example"

@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from config.settings import Settings, SettingsError, load_settings
-from service import optouts
 from service.db import transaction
-from service.links import action_links
+from service.delivery.links import action_links
+from service.enrollment import optouts
 from service.models import (
     Channel,
     ChannelChoice,
@@ -37,7 +37,7 @@ from service.models import (
 from service.web import create_app
 from tests.conftest import Database, make_settings
 from tests.factories import make_clinic, make_patient
-from tests.service.test_inbound import add_reminder
+from tests.service.replies.test_inbound import add_reminder
 from tests.web.conftest import serve
 
 PUBLIC_URL = "https://ptnudge.example.org"

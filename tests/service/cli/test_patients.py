@@ -11,7 +11,7 @@ from typer.testing import CliRunner, Result
 
 import service.cli  # noqa: F401 - registers every command group on the root app
 from service.cli.app import app
-from service.clinics import add_clinic
+from service.enrollment.clinics import add_clinic
 from service.models import Patient, Reminder, ReminderStatus
 from tests.conftest import Database
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner, Result
 import service.cli  # noqa: F401 - registers every command group on the root app
 from service.cli.app import app
 from service.cli.preview import local_midnight
-from service.clinics import add_clinic
-from service.patients import EnrollmentRequest, enroll
+from service.enrollment.clinics import add_clinic
+from service.enrollment.patients import EnrollmentRequest, enroll
 from tests.conftest import Database
 
 

@@ -16,7 +16,7 @@ from service.cli.app import app
 from service.models import Clinic
 from tests.conftest import Database
 from tests.factories import make_clinic, make_patient
-from tests.service.report_data import realistic_clinic
+from tests.service.reporting.report_data import realistic_clinic
 
 
 @pytest.fixture

@@ -1,0 +1,418 @@
+"""The dispatcher: turn due plan items into reminder rows, once.
+
+One pass (``ptnudge tick``; beat runs it every ``PTNUDGE_TICK_SECONDS``):
+
+1. Claim due plan items in a batch (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the
+   transaction began with ``BEGIN IMMEDIATE``, which serialises dispatchers).
+2. For each claimed patient, take in their other items due within the minimum gap, so that
+   reminders close together leave as one message.
+3. Write one reminder row per occurrence and channel. The unique key (plan item, due time,
+   channel) makes a second dispatcher or a re-run a no-op. Occurrences missed while the
+   system was down are written as ``expired``; at most the latest one of a run is sent.
+4. Advance each item's next due time, and queue one-off reminders (snoozes, welcomes) that
+   came due.
+5. Return the ids to send. The caller commits first and enqueues after: a send task never
+   sees a reminder that is not in the database yet.
+
+Its cost follows the number of due items, not the number of patients: an idle pass is one
+probe of a partial index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, selectinload
+
+from service.delivery.messages import MERGED_KINDS, group_close
+from service.enrollment.optouts import normalize_address, opted_out_among
+from service.enrollment.plans import schedule_for
+from service.enrollment.scheduling import Occurrence, PatientSchedule, next_due_by_item, occurrences
+from service.models import (
+    Channel,
+    Patient,
+    PlanItem,
+    Reminder,
+    ReminderStatus,
+)
+
+# A plan item due longer ago than this has missed occurrences that are only written as
+# expired, newest first, up to this many: enough for the record, bounded after long outages.
+MAX_MISSED_ROWS_PER_ITEM = 48
+
+
+@dataclass(frozen=True)
+class DispatchRules:
+    stale_after: dt.timedelta
+    min_gap: dt.timedelta
+    batch_size: int
+
+
+@dataclass
+class DispatchResult:
+    claimed: int = 0
+    items: int = 0
+    created: int = 0
+    expired: int = 0
+    merged: int = 0
+    to_send: list[int] = field(default_factory=list)
+
+
+def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) -> DispatchResult:
+    """One dispatcher pass inside the caller's transaction (see the module docstring)."""
+    result = DispatchResult()
+    # Oldest first: under a backlog the longest-waiting items go before the newly due.
+    due = select(PlanItem.id).where(PlanItem.next_due_at <= now).order_by(PlanItem.next_due_at)
+    item_ids = _claim(session, due, rules)
+    result.claimed = len(item_ids)
+    if item_ids:
+        patients = _load_patients(session, item_ids)
+        addresses = [a for p in patients for a in (p.phone, p.email)]
+        opted_out = opted_out_among(session=session, addresses=addresses)
+        run = _Pass(session, rules, now, opted_out, result)
+        for patient in patients:
+            run.dispatch_patient(patient)
+        # One multi-row INSERT … RETURNING for the whole batch, not one per patient.
+        _insert(session, run.rows, {p.id: p for p in patients}, rules, result)
+    result.to_send.extend(_queue_one_offs(session, rules, now, result))
+    return result
+
+
+def _claim(session: Session, query: Select[Any], rules: DispatchRules) -> list[int]:
+    query = query.limit(rules.batch_size)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def _load_patients(session: Session, item_ids: Sequence[int]) -> list[Patient]:
+    patient_ids = select(PlanItem.patient_id).where(PlanItem.id.in_(item_ids))
+    query = (
+        select(Patient)
+        .where(Patient.id.in_(patient_ids))
+        .options(selectinload(Patient.plan_items), selectinload(Patient.clinic))
+        .order_by(Patient.id)
+    )
+    return list(session.scalars(query))
+
+
+def channels_for(patient: Patient, opted_out: set[str]) -> list[tuple[Channel, str]]:
+    """The channels a reminder can still go out on, with the address for each."""
+    found = []
+    for channel in patient.channel.channels():
+        address = patient.phone if channel is Channel.SMS else patient.email
+        if channel is Channel.SMS and patient.phone_invalid_code:
+            continue
+        if address and normalize_address(address) not in opted_out:
+            found.append((channel, address))
+    return found
+
+
+@dataclass
+class _Pass:
+    session: Session
+    rules: DispatchRules
+    now: dt.datetime
+    opted_out: set[str]
+    result: DispatchResult
+    rows: list[dict[str, object]] = field(default_factory=list)
+
+    def dispatch_patient(self, patient: Patient) -> None:
+        schedule = schedule_for(patient)
+        if schedule is None:
+            for item in patient.plan_items:
+                item.next_due_at = None
+            return
+        lookahead = self.now + self.rules.min_gap
+        due_items = [
+            item
+            for item in patient.plan_items
+            if item.next_due_at is not None and item.next_due_at <= lookahead
+        ]
+        self.result.items += len(due_items)
+        current, missed = _occurrences_due(schedule, due_items, self.now, lookahead)
+        channels = channels_for(patient, self.opted_out)
+        rows = [
+            _row(patient, occ, channel, status=ReminderStatus.EXPIRED, now=self.now)
+            for occ in missed
+            for channel in channels
+        ]
+        self.result.expired += len(rows)
+        quiet = Engagement.for_patient(self.session, patient, self.now)
+        for group in group_close(current, gap=self.rules.min_gap):
+            stale = self.now - group[0].due_at > self.rules.stale_after
+            status = ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels)
+            for channel in channels:
+                rows.extend(_row(patient, o, channel, status=status, now=self.now) for o in group)
+        self.rows.extend(rows)
+        _advance(due_items, schedule, lookahead)
+
+    def add_system_message(
+        self, patient: Patient, kind: str, channels: list[tuple[Channel, str]]
+    ) -> None:
+        for channel, address in channels:
+            reminder = Reminder(
+                patient_id=patient.id,
+                kind=kind,
+                channel=channel,
+                actionable=False,
+                due_at=self.now,
+                status=ReminderStatus.QUEUED,
+                status_at=self.now,
+                queued_at=self.now,
+                to_address=address,
+            )
+            self.session.add(reminder)
+            self.session.flush()
+            self.result.to_send.append(reminder.id)
+
+
+SILENT_AFTER = dt.timedelta(days=3)
+BACKOFF_DETAIL = "back-off: no reply for 3 days"
+
+
+@dataclass
+class Engagement:
+    """Back-off for a patient who has answered nothing for three days: one re-engagement
+    message, then at most one reminder a day, until any reply restores the program."""
+
+    silent: bool
+    reengaged: bool = False
+    sent_today: int = 0
+
+    @classmethod
+    def for_patient(cls, session: Session, patient: Patient, now: dt.datetime) -> Engagement:
+        heard = max(t for t in (patient.last_reply_at, patient.created_at) if t is not None)
+        if now - heard < SILENT_AFTER:
+            return cls(silent=False)
+        reengaged = session.scalar(
+            select(Reminder.id)
+            .where(
+                Reminder.patient_id == patient.id,
+                Reminder.kind == "reengage",
+                Reminder.due_at > heard,
+            )
+            .limit(1)
+        )
+        local_midnight = dt.datetime.combine(
+            now.astimezone(ZoneInfo(patient.timezone)).date(),
+            dt.time(0),
+            ZoneInfo(patient.timezone),
+        )
+        sent_today = session.scalar(
+            select(func.count())
+            .select_from(Reminder)
+            .where(
+                Reminder.patient_id == patient.id,
+                Reminder.actionable.is_(True),
+                Reminder.due_at >= local_midnight,
+                Reminder.status.in_(_SENT_OR_GOING),
+            )
+        )
+        return cls(silent=True, reengaged=reengaged is not None, sent_today=sent_today or 0)
+
+    def admit(
+        self, run: _Pass, patient: Patient, channels: list[tuple[Channel, str]]
+    ) -> ReminderStatus:
+        """The status for the next group of reminders: queued, or canceled by the back-off
+        (the first silent group is replaced by one re-engagement message)."""
+        if not self.silent:
+            return ReminderStatus.QUEUED
+        if not self.reengaged:
+            self.reengaged = True
+            run.add_system_message(patient, "reengage", channels)
+            return ReminderStatus.CANCELED
+        if self.sent_today == 0:
+            self.sent_today = 1
+            return ReminderStatus.QUEUED
+        return ReminderStatus.CANCELED
+
+
+_SENT_OR_GOING = (
+    ReminderStatus.QUEUED,
+    ReminderStatus.SENDING,
+    ReminderStatus.SENT,
+    ReminderStatus.DELIVERED,
+)
+
+
+def _occurrences_due(
+    schedule: PatientSchedule,
+    items: Sequence[PlanItem],
+    now: dt.datetime,
+    lookahead: dt.datetime,
+) -> tuple[list[Occurrence], list[Occurrence]]:
+    """Split each item's occurrences since its due time into the one to send (the latest
+    due by now, or the next within the look-ahead) and the missed ones before it."""
+    current: list[Occurrence] = []
+    missed: list[Occurrence] = []
+    if not items:
+        return current, missed
+    start = min(item.next_due_at for item in items if item.next_due_at is not None)
+    found = occurrences(schedule, start=start, end=lookahead + dt.timedelta(microseconds=1))
+    wanted = {item.id: item.next_due_at for item in items}
+    by_item: dict[int, list[Occurrence]] = defaultdict(list)
+    for occ in found:
+        due = wanted.get(occ.item_id)
+        if due is not None and occ.due_at >= due:
+            by_item[occ.item_id].append(occ)
+    for item_occurrences in by_item.values():
+        past = [occ for occ in item_occurrences if occ.due_at <= now]
+        # Send the latest one due by now, else the first inside the look-ahead (merged into
+        # a message that is going out now).
+        send = past[-1] if past else item_occurrences[0]
+        current.append(send)
+        missed.extend(past[:-1][-MAX_MISSED_ROWS_PER_ITEM:])
+    return current, missed
+
+
+def _row(
+    patient: Patient,
+    occ: Occurrence,
+    channel: tuple[Channel, str],
+    *,
+    status: ReminderStatus,
+    now: dt.datetime,
+) -> dict[str, object]:
+    return {
+        "patient_id": patient.id,
+        "plan_item_id": occ.item_id,
+        "kind": occ.kind,
+        "channel": channel[0],
+        "actionable": True,
+        "due_at": occ.due_at,
+        "status": status,
+        "status_at": now,
+        "queued_at": now if status is ReminderStatus.QUEUED else None,
+        "error_detail": BACKOFF_DETAIL if status is ReminderStatus.CANCELED else None,
+        "to_address": channel[1],
+        "attempts": 0,
+    }
+
+
+def _insert(
+    session: Session,
+    rows: list[dict[str, object]],
+    patients: dict[int, Patient],
+    rules: DispatchRules,
+    result: DispatchResult,
+) -> None:
+    """Insert what is not there yet, then merge each group's members into its first row."""
+    if not rows:
+        return
+    inserted = _insert_new(session, rows)
+    result.created += len(inserted)
+    by_patient: dict[tuple[int, Channel], list[tuple[int, int | None, dt.datetime]]]
+    by_patient = defaultdict(list)
+    for reminder_id, patient_id, item_id, due_at, status, channel in inserted:
+        if status is ReminderStatus.QUEUED:
+            by_patient[patient_id, channel].append((reminder_id, item_id, due_at))
+    for (patient_id, _channel), members in by_patient.items():
+        _group_and_merge(session, members, patients[patient_id], rules, result)
+
+
+def _group_and_merge(
+    session: Session,
+    members: list[tuple[int, int | None, dt.datetime]],
+    patient: Patient,
+    rules: DispatchRules,
+    result: DispatchResult,
+) -> None:
+    """Members of one patient and channel: those due within the minimum gap of a group's
+    first leave as one message (the first), the others are merged into it."""
+    positions: dict[int | None, int] = {item.id: item.position for item in patient.plan_items}
+    kinds: dict[int | None, str] = {item.id: item.kind for item in patient.plan_items}
+    members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
+    groups: list[list[tuple[int, int | None, dt.datetime]]] = []
+    for member in members:
+        if groups and member[2] - groups[-1][0][2] < rules.min_gap:
+            groups[-1].append(member)
+        else:
+            groups.append([member])
+    for head, *rest in groups:
+        result.to_send.append(head[0])
+        if rest:
+            _merge(session, head[0], [m[0] for m in rest], [kinds[m[1]] for m in rest])
+            result.merged += len(rest)
+
+
+def _merge(session: Session, head_id: int, member_ids: list[int], member_kinds: list[str]) -> None:
+    """Fold reminders into the first of their group: one message names them all."""
+    session.execute(
+        update(Reminder)
+        .where(Reminder.id.in_(member_ids))
+        .values(status=ReminderStatus.MERGED, merged_into_id=head_id)
+    )
+    session.execute(
+        update(Reminder).where(Reminder.id == head_id).values(context={MERGED_KINDS: member_kinds})
+    )
+
+
+def _insert_new(
+    session: Session, rows: list[dict[str, object]]
+) -> list[tuple[int, int, int | None, dt.datetime, ReminderStatus, Channel]]:
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(Reminder)
+        .on_conflict_do_nothing(index_elements=["plan_item_id", "due_at", "channel"])
+        .returning(
+            Reminder.id,
+            Reminder.patient_id,
+            Reminder.plan_item_id,
+            Reminder.due_at,
+            Reminder.status,
+            Reminder.channel,
+        )
+    )
+    found = session.execute(statement, rows).all()
+    return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in found]
+
+
+def _advance(items: Sequence[PlanItem], schedule: PatientSchedule, after: dt.datetime) -> None:
+    upcoming = next_due_by_item(schedule, after=after)
+    for item in items:
+        item.last_due_at = item.next_due_at
+        item.next_due_at = upcoming.get(item.id)
+
+
+def _queue_one_offs(
+    session: Session, rules: DispatchRules, now: dt.datetime, result: DispatchResult
+) -> list[int]:
+    """Scheduled one-off messages (welcome, snooze) that came due: queue, or expire if stale."""
+    ids = _claim(
+        session,
+        select(Reminder.id).where(
+            Reminder.status == ReminderStatus.SCHEDULED, Reminder.due_at <= now
+        ),
+        rules,
+    )
+    if not ids:
+        return []
+    stale_before = now - rules.stale_after
+    expired = (
+        session.execute(
+            update(Reminder)
+            .where(Reminder.id.in_(ids), Reminder.due_at < stale_before)
+            .values(status=ReminderStatus.EXPIRED, status_at=now)
+            .returning(Reminder.id)
+        )
+        .scalars()
+        .all()
+    )
+    result.expired += len(expired)
+    fresh = [i for i in ids if i not in set(expired)]
+    if fresh:
+        session.execute(
+            update(Reminder)
+            .where(Reminder.id.in_(fresh))
+            .values(status=ReminderStatus.QUEUED, status_at=now, queued_at=now)
+        )
+    return fresh

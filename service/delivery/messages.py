@@ -1,0 +1,136 @@
+"""From reminders to words: which reminders travel together, and the message that carries them.
+
+Preview and the send task both use this module, so what a clinic previews is what is sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import phonenumbers
+
+from config.settings import Settings
+from service.delivery.links import action_links
+from service.delivery.rendering import pick_variant, render_email, render_sms, variant_count
+from service.enrollment.scheduling import Occurrence
+from service.models import Channel, Clinic, Patient
+from service.transports.base import OutboundMessage
+
+# Key in a reminder's ``context``: the kinds the dispatcher merged into this message.
+MERGED_KINDS = "merged_kinds"
+
+
+def group_close(occurrences: Sequence[Occurrence], *, gap: dt.timedelta) -> list[list[Occurrence]]:
+    """Group a patient's occurrences so that each group starts with one occurrence and takes in
+    those due less than ``gap`` after it. A group becomes one message at the first one's time:
+    reminders close together are merged, never dropped."""
+    groups: list[list[Occurrence]] = []
+    for occurrence in sorted(occurrences, key=lambda o: (o.due_at, o.item_id)):
+        if groups and occurrence.due_at - groups[-1][0].due_at < gap:
+            groups[-1].append(occurrence)
+        else:
+            groups.append([occurrence])
+    return groups
+
+
+@dataclass(frozen=True)
+class Composition:
+    """One message's words for one channel."""
+
+    body: str
+    subject: str | None = None
+    html: str | None = None
+
+
+def compose(
+    *,
+    settings: Settings,
+    patient: Patient,
+    clinic: Clinic,
+    kinds: Sequence[str],
+    channel: Channel,
+    seed: int,
+    reminder_id: int | None = None,
+    extra: dict[str, object] | None = None,
+) -> Composition:
+    """Render the message for one or more reminder kinds (several: the ``combined`` message),
+    or a system message such as ``welcome``. ``seed`` rotates the wording."""
+    message = kinds[0] if len(kinds) == 1 else "combined"
+    context: dict[str, object] = {
+        "first_name": patient.first_name,
+        "clinic_name": clinic.name,
+        "clinic_phone": format_phone(clinic.phone),
+        "kind": kinds[0],
+        "kinds": list(kinds),
+        "per_day": patient.max_per_day,
+        **(extra or {}),
+    }
+    if channel is Channel.EMAIL:
+        # Every patient email carries its unsubscribe link; a preview (no row yet) shows the
+        # shape of the links only.
+        context["action_links"] = action_links(settings, reminder_id or 0)
+        count = variant_count(channel="email", message=message, locale=patient.locale)
+        email = render_email(
+            message=message,
+            locale=patient.locale,
+            context=context,
+            variant=pick_variant(seed=seed, count=count),
+        )
+        return Composition(body=email.text, subject=email.subject, html=email.html)
+    count = variant_count(channel="sms", message=message, locale=patient.locale)
+    text = render_sms(
+        message=message,
+        locale=patient.locale,
+        context=context,
+        variant=pick_variant(seed=seed, count=count),
+    )
+    return Composition(body=text)
+
+
+def outbound(
+    *,
+    settings: Settings,
+    composition: Composition,
+    channel: Channel,
+    to: str,
+    reminder_id: int,
+) -> OutboundMessage:
+    """The transport's message, with the callback URL (SMS) or unsubscribe headers (email)."""
+    if channel is Channel.SMS:
+        return OutboundMessage(
+            channel=channel,
+            to=to,
+            body=composition.body,
+            reference=f"r{reminder_id}",
+            status_callback=f"{settings.public_url}/twilio/status?r={reminder_id}",
+        )
+    links = action_links(settings, reminder_id)
+    return OutboundMessage(
+        channel=channel,
+        to=to,
+        body=composition.body,
+        reference=f"r{reminder_id}",
+        subject=composition.subject,
+        html=composition.html,
+        headers={
+            "List-Unsubscribe": f"<{links['stop_url']}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+
+
+def body_digest(body: str) -> str:
+    """A fingerprint of what was sent, to recognise it in the provider's records after a
+    crash without keeping the text itself in a second place."""
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def format_phone(e164: str) -> str:
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL))

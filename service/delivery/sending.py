@@ -1,0 +1,356 @@
+"""Sending reminders: record, then send, then record.
+
+A send task takes a small batch of reminder ids (the dispatcher queues them in chunks), so
+the database work of a message is a share of three statements, not a dozen round trips.
+
+1. Claim, in one transaction: lock the batch's rows that are still ``queued`` (``FOR UPDATE
+   SKIP LOCKED`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises claims), check each
+   again at this moment (opt-out ledger, pause, waking window, staleness), and move the
+   wanted ones to ``sending`` with the rendered body's digest and the address. A duplicate
+   task (broker redelivery, the sweeper) finds nothing ``queued`` and stops there.
+2. Call the transport for each, outside any transaction.
+3. Record the provider ids and errors, in one transaction. A transient error before the
+   provider accepted the message puts the reminder back in ``queued`` for a retry with
+   backoff; one after it may have been accepted leaves it in ``sending`` for
+   reconciliation: never re-sent blindly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, case, select, text, update
+from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
+
+from config.settings import Settings
+from service import metrics
+from service.db import transaction
+from service.delivery import verdicts
+from service.delivery.messages import MERGED_KINDS, Composition, body_digest, compose, outbound
+from service.delivery.ratelimit import NoLimit, RateLimiter
+from service.enrollment import optouts
+from service.enrollment.plans import is_paused_at, schedule_for
+from service.enrollment.scheduling import local_window_contains
+from service.models import Channel, Patient, Reminder, ReminderStatus, utcnow
+from service.transports.base import Receipt, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+
+class SendOutcome(enum.StrEnum):
+    SENT = "sent"
+    NOT_CLAIMED = "not_claimed"  # another task has it, or it is already finished
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    RETRY = "retry"
+    UNCERTAIN = "uncertain"  # the provider may have it; the sweeper reconciles
+
+
+@dataclass(frozen=True)
+class Transports:
+    sms: Transport
+    email: Transport
+    sms_limit: RateLimiter = field(default_factory=NoLimit)
+
+    def for_channel(self, channel: Channel) -> Transport:
+        return self.sms if channel is Channel.SMS else self.email
+
+
+# Attempts made so far -> wait before the next one, or None when this was the last.
+RetryPolicy = Callable[[int], dt.timedelta | None]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: SendOutcome
+    retry_in: dt.timedelta | None = None  # with RETRY: when the retry should run
+
+
+def send_reminder(
+    *,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    transports: Transports,
+    reminder_id: int,
+    retry_in: dt.timedelta | None,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> SendOutcome:
+    """Send one queued reminder at most once. ``retry_in`` is how long until the next
+    attempt if this one hits a transient error (None: this is the last attempt)."""
+    results = send_reminders(
+        sessions=sessions,
+        settings=settings,
+        transports=transports,
+        reminder_ids=[reminder_id],
+        retry_policy=lambda _attempts: retry_in,
+        clock=clock,
+    )
+    return results[reminder_id].outcome
+
+
+def send_reminders(
+    *,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    transports: Transports,
+    reminder_ids: Sequence[int],
+    retry_policy: RetryPolicy,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> dict[int, SendResult]:
+    """Send each queued reminder of the batch at most once (see the module docstring).
+    Every id gets a result; ids that were not ``queued`` get NOT_CLAIMED."""
+    results = {rid: SendResult(SendOutcome.NOT_CLAIMED) for rid in reminder_ids}
+    with transaction(sessions) as session:
+        claims = _claim(session, settings, reminder_ids, clock(), results)
+    sent: list[tuple[_Claimed, Receipt]] = []
+    failed: list[tuple[_Claimed, TransportError]] = []
+    for claim in claims:
+        message = outbound(
+            settings=settings,
+            composition=claim.composition,
+            channel=claim.channel,
+            to=claim.address,
+            reminder_id=claim.reminder_id,
+        )
+        if claim.channel is Channel.SMS:
+            transports.sms_limit.acquire()
+        try:
+            sent.append((claim, transports.for_channel(claim.channel).send(message)))
+        except TransportError as error:
+            failed.append((claim, error))
+    if sent or failed:
+        _record(
+            sessions,
+            sent=sent,
+            failed=failed,
+            retry_policy=retry_policy,
+            now=clock(),
+            results=results,
+        )
+    return results
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    reminder_id: int
+    address: str
+    channel: Channel
+    composition: Composition
+    attempts: int  # including this one
+
+
+def _claim(
+    session: Session,
+    settings: Settings,
+    reminder_ids: Sequence[int],
+    now: dt.datetime,
+    results: dict[int, SendResult],
+) -> list[_Claimed]:
+    query = (
+        select(Reminder)
+        .where(Reminder.id.in_(reminder_ids), Reminder.status == ReminderStatus.QUEUED)
+        .options(
+            joinedload(Reminder.patient, innerjoin=True).options(
+                joinedload(Patient.clinic, innerjoin=True), selectinload(Patient.plan_items)
+            ),
+        )
+        .order_by(Reminder.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Reminder)
+    reminders = list(session.scalars(query))
+    opted_out = optouts.opted_out_among(session=session, addresses=map(_address, reminders))
+    claims = []
+    for reminder in reminders:
+        verdict = _still_wanted(reminder, settings, now, opted_out)
+        if verdict is not None:
+            status, detail = verdict
+            reminder.status, reminder.status_at, reminder.error_detail = status, now, detail
+            outcome = (
+                SendOutcome.EXPIRED if status is ReminderStatus.EXPIRED else SendOutcome.CANCELED
+            )
+            results[reminder.id] = SendResult(outcome)
+            continue
+        address = _address(reminder)  # today's number: the clinic may have corrected it
+        if address is None:  # refused by _still_wanted already; this narrows the type
+            continue
+        composition = _compose(settings, reminder)
+        reminder.status = ReminderStatus.SENDING
+        reminder.status_at = reminder.claimed_at = now
+        reminder.attempts += 1
+        reminder.to_address = address
+        reminder.body_digest = body_digest(composition.body)
+        claims.append(
+            _Claimed(reminder.id, address, reminder.channel, composition, reminder.attempts)
+        )
+    return claims
+
+
+def _still_wanted(
+    reminder: Reminder, settings: Settings, now: dt.datetime, opted_out: set[str]
+) -> tuple[ReminderStatus, str] | None:
+    """Why this reminder must not go out now, or None when it should."""
+    patient = reminder.patient
+    address = _address(reminder)
+    schedule = schedule_for(patient)
+    checks = (
+        # Opt-out is checked at the moment of sending, in the claim's own transaction: a STOP
+        # committed before this point wins; one after it finds the reminder already leaving.
+        (
+            address is not None and optouts.normalize_address(address) in opted_out,
+            ReminderStatus.CANCELED,
+            "opted out",
+        ),
+        (
+            now - reminder.due_at > dt.timedelta(seconds=settings.stale_after_seconds),
+            ReminderStatus.EXPIRED,
+            "stale: due long ago",
+        ),
+        (is_paused_at(patient, now), ReminderStatus.CANCELED, f"patient {patient.status.value}"),
+        (
+            reminder.channel is Channel.SMS and patient.phone_invalid_code is not None,
+            ReminderStatus.CANCELED,
+            f"phone invalid ({patient.phone_invalid_code})",
+        ),
+        (not address, ReminderStatus.CANCELED, f"no {reminder.channel.value} address"),
+        (
+            reminder.actionable
+            and schedule is not None
+            and not local_window_contains(schedule, now),
+            ReminderStatus.EXPIRED,
+            "outside the waking window",
+        ),
+    )
+    for failed, status, detail in checks:
+        if failed:
+            return status, detail
+    return None
+
+
+def _address(reminder: Reminder) -> str | None:
+    patient = reminder.patient
+    return patient.phone if reminder.channel is Channel.SMS else patient.email
+
+
+def _compose(settings: Settings, reminder: Reminder) -> Composition:
+    extra = dict(reminder.context or {})
+    # The dispatcher wrote the kinds merged into this message (see service/delivery/dispatch.py).
+    merged = [str(kind) for kind in extra.pop(MERGED_KINDS, [])]
+    kinds = [reminder.kind, *(kind for kind in merged if kind != reminder.kind)]
+    return compose(
+        settings=settings,
+        patient=reminder.patient,
+        clinic=reminder.patient.clinic,
+        kinds=kinds,
+        channel=reminder.channel,
+        seed=reminder.id,
+        reminder_id=reminder.id,
+        extra=extra,
+    )
+
+
+def _record(
+    sessions: sessionmaker[Session],
+    *,
+    sent: list[tuple[_Claimed, Receipt]],
+    failed: list[tuple[_Claimed, TransportError]],
+    retry_policy: RetryPolicy,
+    now: dt.datetime,
+    results: dict[int, SendResult],
+) -> None:
+    with transaction(sessions) as session:
+        # Losing this commit in a database crash cannot cause a second message: the reminders
+        # would still be "sending" and the sweeper would find them at the provider. So the
+        # commit need not wait for the disk, which halves the database time per message.
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        if sent:
+            _record_sent(session, sent, now, results)
+        for claim, error in failed:
+            results[claim.reminder_id] = _record_error(
+                session, claim, error, retry_policy(claim.attempts), now
+            )
+
+
+_MARK_SENT = (
+    update(Reminder.__table__)  # type: ignore[arg-type]
+    .where(Reminder.__table__.c.id == bindparam("rid"))
+    .values(
+        # A status callback may already have moved it on (delivered); keep that.
+        status=case(
+            (
+                Reminder.__table__.c.status == ReminderStatus.SENDING.value,
+                ReminderStatus.SENT.value,
+            ),
+            else_=Reminder.__table__.c.status,
+        ),
+        status_at=bindparam("now"),
+        provider_id=bindparam("provider_id"),
+        sent_at=bindparam("now"),
+    )
+)
+
+
+def _record_sent(
+    session: Session,
+    sent: list[tuple[_Claimed, Receipt]],
+    now: dt.datetime,
+    results: dict[int, SendResult],
+) -> None:
+    session.connection().execute(
+        _MARK_SENT,
+        [
+            {"rid": claim.reminder_id, "provider_id": receipt.provider_id, "now": now}
+            for claim, receipt in sent
+        ],
+    )
+    rows = session.execute(
+        select(Reminder.id, Reminder.due_at).where(
+            Reminder.id.in_([claim.reminder_id for claim, _ in sent])
+        )
+    )
+    due: dict[int, dt.datetime] = {row.id: row.due_at for row in rows}
+    for claim, _receipt in sent:
+        results[claim.reminder_id] = SendResult(SendOutcome.SENT)
+        metrics.MESSAGES_SENT.labels(channel=claim.channel.value).inc()
+        lag = (now - due[claim.reminder_id]).total_seconds()
+        metrics.SEND_LAG_SECONDS.observe(max(0.0, lag))
+        log.info("sent reminder %s on %s", claim.reminder_id, claim.channel.value)
+
+
+def _record_error(
+    session: Session,
+    claim: _Claimed,
+    error: TransportError,
+    retry_in: dt.timedelta | None,
+    now: dt.datetime,
+) -> SendResult:
+    reminder = session.get(Reminder, claim.reminder_id)
+    if reminder is None:
+        return SendResult(SendOutcome.FAILED)
+    if not error.permanent and error.accepted_possible:
+        log.warning(
+            "reminder %s: provider may have it (%s); reconciling later", reminder.id, error.code
+        )
+        return SendResult(SendOutcome.UNCERTAIN)
+    if not error.permanent and retry_in is not None:
+        reminder.status = ReminderStatus.QUEUED
+        reminder.status_at = now
+        # The retry is already on its way: the sweeper must not requeue before it is due.
+        reminder.queued_at = now + retry_in
+        reminder.error_code = error.code
+        log.info("reminder %s: transient %s, retry in %s", reminder.id, error.code, retry_in)
+        return SendResult(SendOutcome.RETRY, retry_in)
+    reminder.status = ReminderStatus.FAILED
+    reminder.status_at = now
+    reminder.error_code = error.code
+    reminder.error_detail = str(error)[:300]
+    verdicts.apply_provider_error(session=session, reminder=reminder, code=error.code, now=now)
+    metrics.MESSAGES_FAILED.labels(channel=claim.channel.value, reason=error.code or "error").inc()
+    log.warning("reminder %s failed permanently: %s", reminder.id, error.code)
+    return SendResult(SendOutcome.FAILED)

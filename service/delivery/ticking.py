@@ -1,0 +1,140 @@
+"""One dispatcher pass and one sweep, each in its own transaction, with the settings' rules.
+
+Entry points (beat's tasks, ``ptnudge tick``, the demo) call these and enqueue the returned
+ids only after they return, that is after the commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from service import metrics
+from service.db import transaction
+from service.delivery.dispatch import DispatchResult, DispatchRules, dispatch_due
+from service.delivery.sweeping import (
+    SweepResult,
+    SweepRules,
+    ask_provider,
+    reconcile,
+    requeue_lost,
+    stuck_details,
+    stuck_sending,
+)
+from service.models import Reminder, ReminderStatus, utcnow
+from service.transports.base import Reconciler, Transport, TransportError
+from service.transports.registry import sms_reconciler
+
+log = logging.getLogger(__name__)
+
+# A tick that finds more than this many full batches leaves the rest to the next tick.
+MAX_BATCHES = 1000
+
+
+def dispatch_rules(settings: Settings) -> DispatchRules:
+    return DispatchRules(
+        stale_after=dt.timedelta(seconds=settings.stale_after_seconds),
+        min_gap=dt.timedelta(minutes=settings.min_gap_minutes),
+        batch_size=settings.dispatch_batch_size,
+    )
+
+
+def run_tick(
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    now: dt.datetime | None = None,
+    after_commit: Callable[[list[int]], None] | None = None,
+) -> DispatchResult:
+    """Dispatch until nothing due is left, each batch its own short transaction.
+
+    ``after_commit`` gets each batch's ids to send as soon as that batch is committed, so
+    sending starts while later batches are still being dispatched.
+    """
+    started = time.perf_counter()
+    rules = dispatch_rules(settings)
+    total = DispatchResult()
+    for _ in range(MAX_BATCHES):
+        with transaction(sessions) as session:
+            batch = dispatch_due(session=session, rules=rules, now=now or utcnow())
+        total.items += batch.items
+        total.created += batch.created
+        total.expired += batch.expired
+        total.merged += batch.merged
+        total.to_send.extend(batch.to_send)
+        if after_commit is not None and batch.to_send:
+            after_commit(batch.to_send)
+        if batch.claimed < rules.batch_size:
+            break
+    metrics.TICK_SECONDS.observe(time.perf_counter() - started)
+    with sessions() as session:
+        metrics.QUEUE_LAG.set(waiting_to_send(session))
+    return total
+
+
+def waiting_to_send(session: Session) -> int:
+    """Reminders queued or being sent: the backlog behind the dispatcher (a partial index
+    covers exactly these rows)."""
+    query = (
+        select(func.count())
+        .select_from(Reminder)
+        .where(Reminder.status.in_((ReminderStatus.QUEUED, ReminderStatus.SENDING)))
+    )
+    return int(session.scalar(query) or 0)
+
+
+def run_sweep(
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    sms: Transport,
+    now: dt.datetime | None = None,
+    queue_empty: bool = True,
+) -> SweepResult:
+    """Requeue what the broker lost and settle what crashed workers left mid-send.
+
+    ``queue_empty`` says whether the broker's send queue is empty: only then can a long
+    "queued" mean a lost task; behind a backlog it only means the workers are busy, and
+    requeueing would pile duplicate tasks onto the backlog.
+    """
+    rules = SweepRules(
+        requeue_after=dt.timedelta(seconds=settings.requeue_after_seconds),
+        reconcile_after=dt.timedelta(seconds=settings.reconcile_after_seconds),
+    )
+    result = SweepResult()
+    reconciler = sms_reconciler(sms)
+    moment = now or utcnow()
+    with transaction(sessions) as session:
+        if queue_empty:
+            result.requeued.extend(requeue_lost(session=session, rules=rules, now=moment))
+        stuck_ids = stuck_sending(session=session, rules=rules, now=moment)
+    for reminder_id in stuck_ids:
+        _reconcile_one(sessions, reminder_id, reconciler, moment, result)
+    return result
+
+
+def _reconcile_one(
+    sessions: sessionmaker[Session],
+    reminder_id: int,
+    reconciler: Reconciler | None,
+    now: dt.datetime,
+    result: SweepResult,
+) -> None:
+    # Read, ask the provider with no transaction open, then settle in a short transaction.
+    with sessions() as session:
+        stuck = stuck_details(session=session, reminder_id=reminder_id)
+    if stuck is None:
+        return
+    try:
+        records = ask_provider(stuck, reconciler)
+    except TransportError as error:
+        log.warning("reconcile reminder %s: provider unreachable (%s)", reminder_id, error.code)
+        return  # asked again on the next sweep
+    with transaction(sessions) as session:
+        reconcile(session=session, stuck=stuck, records=records, now=now, result=result)

@@ -1,0 +1,325 @@
+"""Home programs as data: one YAML file each, in ``config/programs/`` and a clinic's own folder.
+
+A file that does not parse, names an unknown kind, or asks for the impossible is refused with
+the file, the item and the reason, e.g.::
+
+    stenosis-core.yaml, item 2 (stretch): 'at' time '25:00' is not a valid HH:MM time
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from service.delivery.rendering import REMINDER_KINDS
+
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "config" / "programs"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MIN_EVERY_MINUTES = 15
+MAX_EVERY_MINUTES = 12 * 60
+MAX_PER_DAY_CEILING = 48
+PROGRAM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_EVERY = re.compile(r"^\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?\s*$")
+
+
+class ProgramError(ValueError):
+    """A program file, or a tuning of one, that cannot be used. The message says where and why."""
+
+
+@dataclass(frozen=True)
+class ProgramItem:
+    kind: str
+    every_minutes: int | None = None
+    at_times: tuple[dt.time, ...] = ()
+    days: tuple[str, ...] | None = None  # None: every day
+
+    def describe(self) -> str:
+        when = (
+            f"every {format_every(self.every_minutes)}"
+            if self.every_minutes
+            else "at " + ", ".join(t.strftime("%H:%M") for t in self.at_times)
+        )
+        return when + (" on " + ", ".join(self.days) if self.days else " daily")
+
+
+@dataclass(frozen=True)
+class Program:
+    id: str
+    name: str
+    items: tuple[ProgramItem, ...]
+    max_per_day: int
+    source: Path
+    description: str = ""
+
+    def item(self, kind: str) -> ProgramItem:
+        for item in self.items:
+            if item.kind == kind:
+                return item
+        raise ProgramError(f"program {self.id!r} has no {kind!r} item")
+
+
+def known_kinds() -> frozenset[str]:
+    """Reminder kinds are the reminder messages that exist in templates/."""
+    return frozenset(REMINDER_KINDS)
+
+
+def parse_every(value: object) -> int:
+    """``"60m"``, ``"1h"``, ``"1h30m"`` or a bare number of minutes, as minutes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _EVERY.match(str(value))
+    if not match or not (match["h"] or match["m"]):
+        raise ValueError(f"'every' must look like 45m, 2h or 1h30m, not {value!r}")
+    return int(match["h"] or 0) * 60 + int(match["m"] or 0)
+
+
+def format_every(minutes: int) -> str:
+    hours, rest = divmod(minutes, 60)
+    return (f"{hours}h" if hours else "") + (f"{rest}m" if rest or not hours else "")
+
+
+def parse_time(value: object) -> dt.time:
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{1,2}:\d{2}", text):
+        raise ValueError(f"time {value!r} is not a valid HH:MM time")
+    hours, minutes = (int(part) for part in text.split(":"))
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"time {value!r} is not a valid HH:MM time")
+    return dt.time(hours, minutes)
+
+
+def parse_item(raw: object, kinds: frozenset[str]) -> ProgramItem:
+    if not isinstance(raw, dict):
+        raise ValueError("each item must be a mapping with 'kind' and 'every' or 'at'")
+    unknown = set(raw) - {"kind", "every", "at", "days"}
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    kind = raw.get("kind")
+    if kind not in kinds:
+        raise ValueError(f"unknown kind {kind!r}; known kinds: {', '.join(sorted(kinds))}")
+    if ("every" in raw) == ("at" in raw):
+        raise ValueError("give exactly one of 'every' or 'at'")
+    return ProgramItem(
+        kind=str(kind),
+        every_minutes=_checked_every(raw["every"]) if "every" in raw else None,
+        at_times=_checked_at(raw["at"]) if "at" in raw else (),
+        days=_checked_days(raw["days"]) if raw.get("days") is not None else None,
+    )
+
+
+def _checked_every(value: object) -> int:
+    minutes = parse_every(value)
+    if not MIN_EVERY_MINUTES <= minutes <= MAX_EVERY_MINUTES:
+        raise ValueError(
+            f"'every' must be between {MIN_EVERY_MINUTES}m and {MAX_EVERY_MINUTES // 60}h, "
+            f"not {value!r}"
+        )
+    return minutes
+
+
+def _checked_at(value: object) -> tuple[dt.time, ...]:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise ValueError("'at' must be a non-empty list of HH:MM times")
+    times = [parse_time(item) for item in values]
+    if len(set(times)) != len(times):
+        raise ValueError("'at' lists the same time twice")
+    return tuple(sorted(times))
+
+
+def _checked_days(value: object) -> tuple[str, ...]:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise ValueError("'days' must be a non-empty list such as [mon, wed, fri]")
+    days = [str(day).strip().lower()[:3] for day in values]
+    wrong = [str(day) for day, short in zip(values, days, strict=True) if short not in WEEKDAYS]
+    if wrong:
+        raise ValueError(f"unknown day(s) {', '.join(wrong)}; use mon, tue, … sun")
+    return tuple(sorted(set(days), key=WEEKDAYS.index))
+
+
+def parse_program(raw: object, *, program_id: str, source: Path) -> Program:
+    """Validate one parsed YAML document. Errors name the file and the item."""
+    where = source.name
+    if not isinstance(raw, dict):
+        raise ProgramError(f"{where}: expected a mapping with 'name', 'items' and 'limits'")
+    unknown = set(raw) - {"name", "description", "items", "limits"}
+    if unknown:
+        raise ProgramError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    if not isinstance(raw.get("name"), str) or not raw["name"].strip():
+        raise ProgramError(f"{where}: 'name' is required")
+    items = raw.get("items")
+    if not isinstance(items, list) or not items:
+        raise ProgramError(f"{where}: 'items' must be a non-empty list")
+    kinds = known_kinds()
+    parsed = []
+    for number, item in enumerate(items, start=1):
+        label = item.get("kind", "?") if isinstance(item, dict) else "?"
+        try:
+            parsed.append(parse_item(item, kinds))
+        except ValueError as exc:
+            raise ProgramError(f"{where}, item {number} ({label}): {exc}") from None
+    program = Program(
+        id=program_id,
+        name=raw["name"].strip(),
+        description=str(raw.get("description") or "").strip(),
+        items=tuple(parsed),
+        max_per_day=_max_per_day(raw.get("limits"), where),
+        source=source,
+    )
+    check_feasible(program)
+    return program
+
+
+def _max_per_day(limits: Any, where: str) -> int:
+    if limits is None:
+        return 10
+    if not isinstance(limits, dict) or set(limits) - {"max_per_day"}:
+        raise ProgramError(f"{where}: 'limits' takes only 'max_per_day'")
+    value = limits.get("max_per_day", 10)
+    if isinstance(value, bool) or not isinstance(value, int):
+        value = 0
+    if not 1 <= value <= MAX_PER_DAY_CEILING:
+        raise ProgramError(
+            f"{where}: limits.max_per_day must be a whole number from 1 to {MAX_PER_DAY_CEILING}"
+        )
+    return value
+
+
+def check_feasible(program: Program) -> None:
+    """Refuse what can never be delivered as written: more fixed sessions on one weekday than
+    the daily limit allows, or two items of the same kind (replies could not tell them apart)."""
+    where = program.source.name
+    seen: set[str] = set()
+    for item in program.items:
+        if item.kind in seen:
+            raise ProgramError(f"{where}: kind {item.kind!r} appears twice; merge the items")
+        seen.add(item.kind)
+    for day in WEEKDAYS:
+        fixed = sum(
+            len(item.at_times)
+            for item in program.items
+            if item.at_times and (item.days is None or day in item.days)
+        )
+        if fixed > program.max_per_day:
+            raise ProgramError(
+                f"{where}: {fixed} fixed sessions on {day} but limits.max_per_day is "
+                f"{program.max_per_day}; raise the limit or remove sessions"
+            )
+
+
+def load_program_file(path: Path) -> Program:
+    program_id = path.stem
+    if not PROGRAM_ID.match(program_id):
+        raise ProgramError(
+            f"{path.name}: file name must be a lower-case id like stenosis-core.yaml"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ProgramError(f"{path.name}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ProgramError(f"{path.name}:{line} YAML does not parse: {exc}") from None
+    return parse_program(raw, program_id=program_id, source=path)
+
+
+def program_files(extra_dir: Path | None = None) -> dict[str, Path]:
+    """Program files by id; a clinic's own folder may override a built-in program."""
+    files: dict[str, Path] = {}
+    for folder in (BUILTIN_DIR, extra_dir):
+        if folder is not None:
+            files.update({path.stem: path for path in sorted(folder.glob("*.yaml"))})
+    return files
+
+
+def load_programs(extra_dir: Path | None = None) -> dict[str, Program]:
+    """Every program, validated; the first bad file stops the load with its error."""
+    return {pid: load_program_file(path) for pid, path in program_files(extra_dir).items()}
+
+
+def get_program(program_id: str, extra_dir: Path | None = None) -> Program:
+    files = program_files(extra_dir)
+    if program_id not in files:
+        raise ProgramError(
+            f"unknown program {program_id!r}; available: {', '.join(sorted(files)) or 'none'}"
+        )
+    return load_program_file(files[program_id])
+
+
+def tune(program: Program, tunings: Iterable[str], *, max_per_day: int | None = None) -> Program:
+    """Apply a clinic's per-patient tuning, each ``kind.field=value``:
+    ``position_change.every=90m``, ``stretch.at=10:00,16:00``, ``leg_strength.days=mon,thu``,
+    ``aquatic.off`` (drop the item) or ``heat.at=08:00`` for a kind the program lacks (added)."""
+    items = {item.kind: item for item in program.items}
+    for tuning in tunings:
+        _apply_tuning(items, tuning.strip())
+    if not items:
+        raise ProgramError("tuning removed every item; a program needs at least one")
+    tuned = replace(
+        program,
+        items=tuple(items.values()),
+        max_per_day=program.max_per_day if max_per_day is None else max_per_day,
+    )
+    if not 1 <= tuned.max_per_day <= MAX_PER_DAY_CEILING:
+        raise ProgramError(f"max per day must be from 1 to {MAX_PER_DAY_CEILING}")
+    check_feasible(tuned)
+    return tuned
+
+
+def _apply_tuning(items: dict[str, ProgramItem], tuning: str) -> None:
+    kind, _, rest = tuning.partition(".")
+    field, _, value = rest.partition("=")
+    if kind not in known_kinds():
+        raise ProgramError(f"tuning {tuning!r}: unknown kind {kind!r}")
+    if field == "off" and not value:
+        items.pop(kind, None)
+        return
+    try:
+        current = items.get(kind, ProgramItem(kind=kind))
+        if field == "every":
+            items[kind] = replace(current, every_minutes=_checked_every(value), at_times=())
+        elif field == "at":
+            times = _checked_at([part for part in value.split(",") if part])
+            items[kind] = replace(current, at_times=times, every_minutes=None)
+        elif field == "days":
+            items[kind] = replace(current, days=_checked_days(value.split(",")))
+        else:
+            raise ValueError("expected kind.every=…, kind.at=…, kind.days=… or kind.off")
+    except ValueError as exc:
+        raise ProgramError(f"tuning {tuning!r}: {exc}") from None
+    if not (items[kind].every_minutes or items[kind].at_times):
+        raise ProgramError(f"tuning {tuning!r}: a new item needs 'every' or 'at' first")
+
+
+def to_document(program: Program) -> dict[str, Any]:
+    """The program as the YAML/JSON shape clinics write (``programs show --json``)."""
+    return {
+        "id": program.id,
+        "name": program.name,
+        "description": program.description,
+        "items": [item_document(item) for item in program.items],
+        "limits": {"max_per_day": program.max_per_day},
+    }
+
+
+def item_document(item: ProgramItem) -> dict[str, Any]:
+    doc: dict[str, Any] = {"kind": item.kind}
+    if item.every_minutes:
+        doc["every"] = format_every(item.every_minutes)
+    else:
+        doc["at"] = [t.strftime("%H:%M") for t in item.at_times]
+    if item.days:
+        doc["days"] = list(item.days)
+    return doc
+
+
+def weekday_numbers(days: Sequence[str] | None) -> frozenset[int] | None:
+    return None if days is None else frozenset(WEEKDAYS.index(day) for day in days)

@@ -1,0 +1,542 @@
+"""The adherence report in four formats: a terminal table, CSV, JSON and one HTML file.
+
+Every format shows the same patients in the same order (worst first, as
+``service.reporting.adherence`` sorts them) and names a patient by first name and id only:
+no phone number or email address leaves the database in a report, because reports get
+printed, emailed and left on desks.
+
+The HTML report is a single self-contained file: inline CSS, inline SVG charts, no script, no
+fonts or images fetched from anywhere, so it opens the same offline, in a mail attachment or
+printed. Patient-provided text (first names, reply commands) is escaped by Jinja2's
+autoescape in the page and by ``markupsafe.escape`` inside the SVG built here.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import enum
+import io
+import json
+from collections.abc import Sequence
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import jinja2
+from markupsafe import Markup, escape
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from service.delivery.rendering import EXERCISE_NAMES
+from service.reporting.adherence import (
+    AdherenceReport,
+    Flag,
+    KindStats,
+    PainTrend,
+    PatientAdherence,
+)
+
+# Chart colours, used for nothing else on the page: the browser test finds the charts in a
+# screenshot by them (text uses darker shades, which also read better).
+GOOD_COLOUR = "#1a7f72"  # a week at or above the threshold
+LOW_COLOUR = "#c8553d"  # a week below it
+KIND_COLOUR = "#3566a8"  # clinic-wide bars per kind
+PAIN_COLOUR = "#7b4fa0"  # pain score line
+TRACK_COLOUR = "#e6eaef"  # empty part of a bar, weeks with nothing delivered
+BLANK = "\N{EN DASH}"  # no value
+
+FLAG_LABELS = {
+    Flag.WARNING_SIGN: "Warning sign",
+    Flag.WAITING: "Reply waiting",
+    Flag.BELOW_THRESHOLD: "Low adherence",
+    Flag.SILENT: "Silent",
+}
+# Spreadsheet programs run cells starting with these as formulas (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ReportFormat(enum.StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+    HTML = "html"
+
+
+def render(report: AdherenceReport, fmt: ReportFormat) -> str:
+    """The report as text in the chosen format (the table as plain text, for a file)."""
+    match fmt:
+        case ReportFormat.TABLE:
+            return table_text(report)
+        case ReportFormat.CSV:
+            return render_csv(report)
+        case ReportFormat.JSON:
+            return render_json(report)
+        case ReportFormat.HTML:
+            return render_html(report)
+
+
+# --- shared formatting ----------------------------------------------------------------------
+
+
+def percent(value: float | None) -> str:
+    return BLANK if value is None else f"{round(value * 100)}%"
+
+
+def exercise_name(kind: str) -> str:
+    return EXERCISE_NAMES["en"].get(kind, kind.replace("_", " "))
+
+
+def _local(moment: dt.datetime, zone: str) -> dt.datetime:
+    return moment.astimezone(ZoneInfo(zone))
+
+
+def _short_time(moment: dt.datetime | None, zone: str) -> str:
+    return BLANK if moment is None else _local(moment, zone).strftime("%a %d %b %H:%M")
+
+
+def _flag_text(patient: PatientAdherence, flag: Flag) -> str:
+    if flag is Flag.SILENT and patient.silent_days is not None:
+        return f"Silent {patient.silent_days} d"
+    return FLAG_LABELS[flag]
+
+
+def _pain_text(pain: PainTrend) -> str:
+    latest = pain.latest
+    if latest is None:
+        return BLANK
+    return f"{latest.score}/10 {pain.direction}" if pain.direction else f"{latest.score}/10"
+
+
+def _reply_text(patient: PatientAdherence, zone: str) -> str:
+    reply = patient.last_reply
+    if reply.at is None:
+        return "never"
+    return f"{_short_time(reply.at, zone)} {reply.command or ''}".rstrip()
+
+
+# --- table ----------------------------------------------------------------------------------
+
+
+def render_table(report: AdherenceReport) -> Table:
+    """A rich Table; cells are Text objects, so a name like "[bold]" is shown, not obeyed."""
+    table = Table(title=_title(report), title_justify="left", header_style="bold")
+    for name, justify in _TABLE_COLUMNS:
+        table.add_column(name, justify=justify)
+    for patient in report.patients:
+        table.add_row(*(Text(cell) for cell in _table_cells(patient, report.timezone)))
+    return table
+
+
+_TABLE_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
+    ("Patient", "left"),
+    ("Adherence", "right"),
+    ("Done", "right"),
+    ("Delivered", "right"),
+    ("Skipped", "right"),
+    ("Unanswered", "right"),
+    ("Streak", "right"),
+    ("Pain", "left"),
+    ("Last reply", "left"),
+    ("Flags", "left"),
+)
+
+
+def _table_cells(patient: PatientAdherence, zone: str) -> list[str]:
+    return [
+        f"{patient.first_name} #{patient.patient_id}",
+        percent(patient.adherence),
+        str(patient.done),
+        str(patient.delivered),
+        str(patient.skipped),
+        str(patient.unanswered),
+        f"{patient.streak} d",
+        _pain_text(patient.pain),
+        _reply_text(patient, zone),
+        ", ".join(_flag_text(patient, flag) for flag in patient.flags),
+    ]
+
+
+def table_text(report: AdherenceReport, *, width: int = 160) -> str:
+    """The table as plain text (no colour codes), for ``--output`` files."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
+    console.print(render_table(report))
+    console.print(summary_line(report))
+    return buffer.getvalue()
+
+
+def _title(report: AdherenceReport) -> str:
+    first, last = _period(report)
+    return f"Adherence — {report.title} — {first:%d %b %Y} to {last:%d %b %Y}"
+
+
+def _period(report: AdherenceReport) -> tuple[dt.date, dt.date]:
+    return (
+        _local(report.since, report.timezone).date(),
+        _local(report.now, report.timezone).date(),
+    )
+
+
+def summary_line(report: AdherenceReport) -> str:
+    summary = report.summary
+    return (
+        f"{summary.patients} patients · average adherence "
+        f"{percent(summary.average_adherence)} · {summary.needing_call} needing a call"
+    )
+
+
+# --- CSV and JSON ---------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "patient_id",
+    "first_name",
+    "clinic",
+    "delivered",
+    "done",
+    "skipped",
+    "unanswered",
+    "pending",
+    "adherence",
+    "streak",
+    "silent_days",
+    "pain_latest",
+    "pain_direction",
+    "last_reply_at",
+    "last_reply_command",
+    "flags",
+)
+
+
+def render_csv(report: AdherenceReport) -> str:
+    """One row per patient; per-kind adherence as ``adherence_<kind>`` columns at the end."""
+    kinds = [kind.kind for kind in report.kinds]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*CSV_COLUMNS, *(f"adherence_{kind}" for kind in kinds)])
+    for patient in report.patients:
+        per_kind = {kind.kind: kind.adherence for kind in patient.per_kind}
+        writer.writerow(
+            [
+                *(_csv_cell(value) for value in _csv_values(patient)),
+                *(_csv_cell(_ratio_cell(per_kind.get(kind))) for kind in kinds),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _csv_values(patient: PatientAdherence) -> list[object]:
+    latest = patient.pain.latest
+    reply = patient.last_reply
+    return [
+        patient.patient_id,
+        patient.first_name,
+        patient.clinic,
+        patient.delivered,
+        patient.done,
+        patient.skipped,
+        patient.unanswered,
+        patient.pending,
+        _ratio_cell(patient.adherence),
+        patient.streak,
+        patient.silent_days,
+        latest.score if latest else None,
+        patient.pain.direction,
+        reply.at.isoformat() if reply.at else None,
+        reply.command,
+        ";".join(flag.value for flag in patient.flags),
+    ]
+
+
+def _ratio_cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_STARTS):
+        return "'" + text  # shown as text, never evaluated
+    return text
+
+
+def render_json(report: AdherenceReport) -> str:
+    """A JSON list with one object per patient (``PatientAdherence.to_dict``)."""
+    return json.dumps([patient.to_dict() for patient in report.patients], indent=2) + "\n"
+
+
+# --- HTML -----------------------------------------------------------------------------------
+
+
+def render_html(report: AdherenceReport) -> str:
+    first, last = _period(report)
+    return _TEMPLATE.render(
+        report=report,
+        first_day=first,
+        last_day=last,
+        generated=_local(report.now, report.timezone),
+        rows=[_html_row(patient, report) for patient in report.patients],
+        kind_chart=kind_chart(report.kinds, threshold=report.threshold),
+        percent=percent,
+        threshold_pct=round(report.threshold * 100),
+    )
+
+
+def _html_row(patient: PatientAdherence, report: AdherenceReport) -> dict[str, object]:
+    adherence = patient.adherence
+    level = "none" if adherence is None else "low" if adherence < report.threshold else "good"
+    return {
+        "patient": patient,
+        "level": level,
+        "sparkline": weekly_sparkline(patient, threshold=report.threshold),
+        "pain_chart": pain_sparkline(patient.pain),
+        "pain_text": _pain_text(patient.pain),
+        "reply": _reply_text(patient, report.timezone),
+        "flags": [(flag.value, _flag_text(patient, flag)) for flag in patient.flags],
+    }
+
+
+def weekly_sparkline(
+    patient: PatientAdherence, *, threshold: float, width: int = 132, height: int = 34
+) -> Markup:
+    """One bar per week, height = adherence; a dashed line marks the threshold."""
+    weeks = patient.weekly
+    if not weeks:
+        return Markup("")
+    gap = 3
+    bar = max((width - gap * (len(weeks) - 1)) / len(weeks), 2)
+    parts = []
+    for index, week in enumerate(weeks):
+        x = index * (bar + gap)
+        value = week.adherence
+        title = escape(
+            f"{week.week}: {percent(value)} ({week.counts.done}/{week.counts.delivered} done)"
+        )
+        parts.append(_rect(x, 0, bar, height, fill=TRACK_COLOUR, title=title))
+        if value:
+            colour = GOOD_COLOUR if value >= threshold else LOW_COLOUR
+            top = height * (1 - value)
+            parts.append(_rect(x, top, bar, height - top, fill=colour, title=title))
+    line_y = height * (1 - threshold)
+    parts.append(
+        f'<line x1="0" x2="{width}" y1="{line_y:.1f}" y2="{line_y:.1f}" stroke="#52606d" '
+        'stroke-width="1" stroke-dasharray="3 3"/>'
+    )
+    label = escape(f"Weekly adherence of {patient.first_name}")
+    return _svg(width, height, label, "spark", "".join(parts))
+
+
+def pain_sparkline(pain: PainTrend, *, width: int = 96, height: int = 34) -> Markup:
+    """Pain scores 0-10 over the period as a line; empty when there are none."""
+    points = pain.points
+    if not points:
+        return Markup("")
+    start, end = points[0].at, points[-1].at
+    span = (end - start).total_seconds() or 1.0
+    pad = 4
+    coords = [
+        (
+            pad
+            + (width - 2 * pad) * ((p.at - start).total_seconds() / span if end > start else 0.5),
+            pad + (height - 2 * pad) * (1 - p.score / 10),
+        )
+        for p in points
+    ]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{PAIN_COLOUR}"/>' for x, y in coords
+    )
+    body = (
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f7f5fa"/>'
+        f'<polyline points="{path}" fill="none" stroke="{PAIN_COLOUR}" stroke-width="2.5" '
+        f'stroke-linejoin="round" stroke-linecap="round"/>{dots}'
+    )
+    return _svg(width, height, escape("Pain scores, 0 to 10"), "pain", body)
+
+
+def kind_chart(
+    kinds: Sequence[KindStats], *, threshold: float, width: int = 760, row: int = 30
+) -> Markup:
+    """Clinic-wide adherence per kind of reminder: one horizontal bar each."""
+    if not kinds:
+        return Markup("")
+    label_w, value_w = 170, 170
+    bar_w = width - label_w - value_w
+    height = row * len(kinds) + 10
+    parts = []
+    for index, kind in enumerate(kinds):
+        y = index * row + 4
+        value = kind.adherence or 0.0
+        counts = kind.counts
+        parts.append(
+            f'<text x="{label_w - 10}" y="{y + 16}" text-anchor="end" class="label">'
+            f"{escape(exercise_name(kind.kind))}</text>"
+        )
+        parts.append(
+            _rect(label_w, y + 3, bar_w, row - 12, fill=TRACK_COLOUR, title=escape(kind.kind))
+        )
+        if value:
+            parts.append(_rect(label_w, y + 3, bar_w * value, row - 12, fill=KIND_COLOUR))
+        parts.append(
+            f'<text x="{label_w + bar_w + 10}" y="{y + 16}" class="value">'
+            f"{percent(kind.adherence)} · {counts.done}/{counts.delivered} done</text>"
+        )
+    line_x = label_w + bar_w * threshold
+    parts.append(
+        f'<line x1="{line_x:.1f}" x2="{line_x:.1f}" y1="0" y2="{height}" stroke="#52606d" '
+        'stroke-width="1" stroke-dasharray="4 3"/>'
+    )
+    label = escape("Adherence by kind of reminder")
+    return _svg(width, height, label, "kinds", "".join(parts))
+
+
+def _rect(x: float, y: float, w: float, h: float, *, fill: str, title: str = "") -> str:
+    inner = f"<title>{title}</title>" if title else ""
+    return (
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{fill}">'
+        f"{inner}</rect>"
+    )
+
+
+def _svg(width: int, height: int, label: str, css_class: str, body: str) -> Markup:
+    # Every dynamic piece of ``label`` and ``body`` was escaped by the caller.
+    return Markup(  # noqa: S704 - built from numbers, constants and escaped text only
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{label}" '
+        f'shape-rendering="crispEdges">{body}</svg>'
+    )
+
+
+_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+_TEMPLATE = _ENV.from_string(
+    """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Adherence — {{ report.title }}</title>
+<style>
+  :root { --ink: #1f2933; --muted: #52606d; --line: #d9e2ec; --soft: #f5f7fa;
+          --good-text: #13665c; --low-text: #a63d2a; }
+  * { box-sizing: border-box; }
+  body { margin: 0; padding: 28px 32px; color: var(--ink); background: #fff;
+         font: 14px/1.4 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+  header { display: flex; justify-content: space-between; align-items: flex-end;
+           border-bottom: 2px solid var(--ink); padding-bottom: 12px; margin-bottom: 18px; }
+  h1 { font-size: 22px; margin: 0 0 4px; font-weight: 600; }
+  h2 { font-size: 16px; margin: 28px 0 10px; font-weight: 600; }
+  .period, .generated { color: var(--muted); }
+  .summary { display: flex; gap: 14px; margin-bottom: 20px; }
+  .card { flex: 1; border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px;
+          background: var(--soft); }
+  .card .number { font-size: 26px; font-weight: 600; }
+  .card .what { color: var(--muted); font-size: 12px; text-transform: uppercase;
+                letter-spacing: .04em; }
+  .card.alert .number { color: var(--low-text); }
+  table { width: 100%; border-collapse: collapse; }
+  th { text-align: left; font-size: 12px; color: var(--muted); font-weight: 600;
+       border-bottom: 1px solid var(--ink); padding: 6px 8px; white-space: nowrap; }
+  td { border-bottom: 1px solid var(--line); padding: 6px 8px; vertical-align: middle; }
+  td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+  td.adh { font-weight: 600; font-size: 15px; }
+  td.adh.low { color: var(--low-text); }
+  td.adh.good { color: var(--good-text); }
+  .id { color: var(--muted); font-size: 12px; }
+  td.who { white-space: nowrap; }
+  .badge { display: inline-block; border-radius: 10px; padding: 1px 8px; margin: 1px 2px;
+           font-size: 11px; white-space: nowrap; border: 1px solid; }
+  .badge.warning_sign { color: #9b1c1c; border-color: #9b1c1c; background: #fdecea; }
+  .badge.waiting { color: #8a5300; border-color: #c98a1a; background: #fff6e0; }
+  .badge.below_threshold { color: #7a3325; border-color: #d98a78; background: #fbeeea; }
+  .badge.silent { color: #3e4c59; border-color: #9aa5b1; background: #f0f4f8; }
+  svg { display: block; }
+  svg text { font: 12px -apple-system, "Segoe UI", Roboto, Arial, sans-serif; fill: var(--ink); }
+  svg text.value { fill: var(--muted); }
+  .empty { color: var(--muted); padding: 16px 0; }
+  footer { margin-top: 28px; color: var(--muted); font-size: 12px;
+           border-top: 1px solid var(--line); padding-top: 10px; }
+  footer dt { font-weight: 600; color: var(--ink); float: left; clear: left; width: 110px; }
+  footer dd { margin: 0 0 4px 120px; }
+  @page { size: A4 landscape; margin: 12mm; }
+  @media print {
+    body { padding: 0; font-size: 10pt; }
+    * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+    .card { background: #fff; }
+    thead { display: table-header-group; }
+    tr, .chart, footer { break-inside: avoid; page-break-inside: avoid; }
+  }
+</style>
+</head>
+<body>
+<header>
+  <div>
+    <h1>Home-program adherence — {{ report.title }}</h1>
+    <div class="period">{{ first_day.strftime("%d %b %Y") }} to {{ last_day.strftime("%d %b %Y") }}
+      · times in {{ report.timezone }}</div>
+  </div>
+  <div class="generated">Generated {{ generated.strftime("%d %b %Y %H:%M") }}</div>
+</header>
+
+<section class="summary">
+  <div class="card"><div class="number">{{ report.summary.patients }}</div>
+    <div class="what">Patients</div></div>
+  <div class="card"><div class="number">{{ percent(report.summary.average_adherence) }}</div>
+    <div class="what">Average adherence</div></div>
+  <div class="card{% if report.summary.needing_call %} alert{% endif %}">
+    <div class="number">{{ report.summary.needing_call }}</div>
+    <div class="what">Needing a call</div></div>
+</section>
+
+<h2>Patients, lowest adherence first</h2>
+{% if rows %}
+<table class="patients">
+  <thead><tr>
+    <th>Patient</th><th class="num">Adherence</th><th>Weekly</th>
+    <th class="num">Done / sent</th><th class="num">Skipped</th>
+    <th class="num">Unanswered</th><th class="num">Streak</th><th>Pain</th>
+    <th>Last reply</th><th>Flags</th>
+  </tr></thead>
+  <tbody>
+  {% for row in rows %}{% set p = row.patient %}
+  <tr>
+    <td class="who">{{ p.first_name }} <span class="id">#{{ p.patient_id }}</span></td>
+    <td class="num adh {{ row.level }}">{{ percent(p.adherence) }}</td>
+    <td>{{ row.sparkline }}</td>
+    <td class="num">{{ p.done }} / {{ p.delivered }}</td>
+    <td class="num">{{ p.skipped }}</td>
+    <td class="num">{{ p.unanswered }}</td>
+    <td class="num">{{ p.streak }} d</td>
+    <td>{{ row.pain_chart }}<span class="id">{{ row.pain_text }}</span></td>
+    <td>{{ row.reply }}</td>
+    <td>{% for css, label in row.flags -%}
+      <span class="badge {{ css }}">{{ label }}</span>
+    {%- endfor %}</td>
+  </tr>
+  {% endfor %}
+  </tbody>
+</table>
+{% else %}
+<p class="empty">No patients in this report.</p>
+{% endif %}
+
+<h2>Adherence by kind of reminder, all patients</h2>
+<div class="chart">
+{% if report.kinds %}{{ kind_chart }}
+{% else %}<p class="empty">Nothing delivered in this period.</p>{% endif %}
+</div>
+
+<footer>
+  <dl>
+    <dt>Adherence</dt><dd>reminders answered DONE ÷ actionable reminders delivered in the period.
+      Weekly bars: green at or above {{ threshold_pct }}% (dashed line), red below.</dd>
+    <dt>Unanswered</dt><dd>delivered, no reply, and past the reply window.</dd>
+    <dt>Streak</dt><dd>days in a row, back from today, with at least {{ threshold_pct }}% of
+      the day's reminders done (days with nothing sent are passed over).</dd>
+    <dt>Flags</dt><dd>warning-sign reply this period · free-text reply waiting for the clinic ·
+      adherence under {{ threshold_pct }}% · silent: nothing heard for 3+ days while
+      reminders went out.</dd>
+  </dl>
+</footer>
+</body>
+</html>
+"""
+)

@@ -1,0 +1,206 @@
+"""The dispatcher turns due plan items into reminder rows once, and only those."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.delivery.dispatch import DispatchRules, dispatch_due
+from service.enrollment import optouts
+from service.models import (
+    Channel,
+    ChannelChoice,
+    Patient,
+    PatientStatus,
+    Reminder,
+    ReminderStatus,
+)
+from tests.factories import make_clinic, make_patient
+
+NOW = dt.datetime(2026, 12, 2, 15, 0, 30, tzinfo=dt.UTC)  # 09:00:30 in Chicago
+RULES = DispatchRules(
+    stale_after=dt.timedelta(minutes=15), min_gap=dt.timedelta(minutes=10), batch_size=100
+)
+DAY = (dt.time(8, 0), dt.time(20, 0))
+
+
+def rows(session: Session, patient: Patient) -> list[Reminder]:
+    query = select(Reminder).where(Reminder.patient_id == patient.id).order_by(Reminder.due_at)
+    return list(session.scalars(query))
+
+
+def patient_due(session: Session, **kwargs: object) -> Patient:
+    """A patient whose 09:00 stretch is due at NOW (scheduled from an hour before)."""
+    clinic = make_clinic(session)
+    kwargs.setdefault("items", [{"kind": "stretch", "at_times": ["09:00"]}])
+    patient = make_patient(
+        session,
+        clinic,
+        wake=DAY,
+        schedule_after=NOW - dt.timedelta(hours=1),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    patient.created_at = NOW - dt.timedelta(days=1)  # enrolled yesterday: not silent
+    session.flush()
+    return patient
+
+
+def test_a_due_item_becomes_one_queued_reminder_and_moves_to_its_next_time(
+    session: Session,
+) -> None:
+    patient = patient_due(session)
+    result = dispatch_due(session=session, rules=RULES, now=NOW)
+    [reminder] = rows(session, patient)
+    assert result.to_send == [reminder.id]
+    assert reminder.status is ReminderStatus.QUEUED
+    assert reminder.due_at == dt.datetime(2026, 12, 2, 15, 0, tzinfo=dt.UTC)
+    assert reminder.to_address == patient.phone
+    session.refresh(patient.plan_items[0])
+    assert patient.plan_items[0].next_due_at == dt.datetime(2026, 12, 3, 15, 0, tzinfo=dt.UTC)
+
+
+def test_dispatching_again_creates_nothing_more(session: Session) -> None:
+    patient = patient_due(session)
+    dispatch_due(session=session, rules=RULES, now=NOW)
+    # A second dispatcher that read the old due time (or a re-run) hits the unique key.
+    patient.plan_items[0].next_due_at = dt.datetime(2026, 12, 2, 15, 0, tzinfo=dt.UTC)
+    session.flush()
+    again = dispatch_due(session=session, rules=RULES, now=NOW)
+    assert again.to_send == []
+    assert len(rows(session, patient)) == 1
+
+
+def test_an_idle_pass_touches_nothing(session: Session) -> None:
+    patient = patient_due(session)
+    result = dispatch_due(session=session, rules=RULES, now=NOW - dt.timedelta(minutes=5))
+    assert result.claimed == 0
+    assert result.to_send == []
+    assert rows(session, patient) == []
+
+
+def test_a_run_of_missed_nudges_leaves_at_most_one_to_send(session: Session) -> None:
+    clinic = make_clinic(session)
+    patient = make_patient(
+        session,
+        clinic,
+        wake=DAY,
+        items=[{"kind": "position_change", "every_minutes": 60}],
+        max_per_day=20,
+        schedule_after=NOW - dt.timedelta(hours=7),  # down since 02:00 local: due 08:00
+    )
+    patient.last_reply_at = NOW - dt.timedelta(hours=8)
+    later = NOW + dt.timedelta(hours=4)  # 13:00:30 local
+    result = dispatch_due(session=session, rules=RULES, now=later)
+    found = rows(session, patient)
+    statuses = [r.status for r in found]
+    assert statuses.count(ReminderStatus.QUEUED) == 1
+    assert found[-1].status is ReminderStatus.QUEUED  # the 13:00 one, on time
+    assert set(statuses[:-1]) == {ReminderStatus.EXPIRED}
+    assert len(found) == 6  # 08:00 … 13:00
+    assert result.to_send == [found[-1].id]
+
+
+def test_a_reminder_that_is_already_stale_is_expired_not_sent(session: Session) -> None:
+    patient = patient_due(session)
+    result = dispatch_due(session=session, rules=RULES, now=NOW + dt.timedelta(minutes=40))
+    [reminder] = rows(session, patient)
+    assert reminder.status is ReminderStatus.EXPIRED
+    assert result.to_send == []
+
+
+def test_reminders_within_the_minimum_gap_are_merged_into_one_message(session: Session) -> None:
+    patient = patient_due(
+        session,
+        items=[
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "pelvic_tilt", "at_times": ["09:05"]},
+            {"kind": "leg_strength", "at_times": ["09:30"]},
+        ],
+    )
+    result = dispatch_due(session=session, rules=RULES, now=NOW)
+    stretch, tilt = rows(session, patient)
+    assert result.to_send == [stretch.id]
+    assert tilt.status is ReminderStatus.MERGED
+    assert tilt.merged_into_id == stretch.id
+    # 09:30 is outside the gap: it stays due on its own.
+    nexts = {item.kind: item.next_due_at for item in patient.plan_items}
+    assert nexts["leg_strength"] == dt.datetime(2026, 12, 2, 15, 30, tzinfo=dt.UTC)
+
+
+def test_each_channel_gets_its_own_reminder_and_an_opted_out_one_gets_none(
+    session: Session,
+) -> None:
+    patient = patient_due(session, channel=ChannelChoice.BOTH, email="ana@example.org")
+    assert patient.phone is not None
+    optouts.opt_out(
+        session=session, address=patient.phone, channel=Channel.SMS, source="test", actor="t"
+    )
+    dispatch_due(session=session, rules=RULES, now=NOW)
+    [reminder] = rows(session, patient)
+    assert reminder.channel is Channel.EMAIL
+
+
+def test_a_patient_paused_without_end_gets_nothing_and_has_nothing_due(
+    session: Session,
+) -> None:
+    patient = patient_due(session)
+    patient.status = PatientStatus.PAUSED
+    session.flush()
+    dispatch_due(session=session, rules=RULES, now=NOW)
+    assert rows(session, patient) == []
+    assert patient.plan_items[0].next_due_at is None
+
+
+def test_a_snooze_for_later_is_queued_when_due_and_not_before(session: Session) -> None:
+    patient = patient_due(session)
+    snooze = Reminder(
+        patient_id=patient.id,
+        kind="stretch",
+        channel=Channel.SMS,
+        due_at=NOW + dt.timedelta(minutes=30),
+        status=ReminderStatus.SCHEDULED,
+    )
+    session.add(snooze)
+    session.flush()
+    dispatch_due(session=session, rules=RULES, now=NOW)
+    assert snooze.status is ReminderStatus.SCHEDULED
+    result = dispatch_due(session=session, rules=RULES, now=NOW + dt.timedelta(minutes=31))
+    session.refresh(snooze)
+    assert snooze.status is ReminderStatus.QUEUED
+    assert snooze.id in result.to_send
+
+
+def test_a_patient_silent_for_three_days_gets_one_reengagement_then_one_a_day(
+    session: Session,
+) -> None:
+    patient = patient_due(
+        session,
+        items=[
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "pelvic_tilt", "at_times": ["11:00"]},
+            {"kind": "leg_strength", "at_times": ["13:00"]},
+        ],
+    )
+    patient.created_at = NOW - dt.timedelta(days=10)
+    patient.last_reply_at = NOW - dt.timedelta(days=4)
+    session.flush()
+    for hours in (0, 2, 4):
+        dispatch_due(session=session, rules=RULES, now=NOW + dt.timedelta(hours=hours))
+    found = {r.kind: r for r in rows(session, patient)}
+    assert found["reengage"].status is ReminderStatus.QUEUED
+    assert found["reengage"].actionable is False
+    assert found["stretch"].status is ReminderStatus.CANCELED  # replaced by the re-engagement
+    assert found["pelvic_tilt"].status is ReminderStatus.QUEUED  # the one of the day
+    assert found["leg_strength"].status is ReminderStatus.CANCELED
+
+
+def test_any_reply_restores_the_full_program(session: Session) -> None:
+    patient = patient_due(session, items=[{"kind": "stretch", "at_times": ["09:00"]}])
+    patient.created_at = NOW - dt.timedelta(days=10)
+    patient.last_reply_at = NOW - dt.timedelta(hours=5)
+    session.flush()
+    dispatch_due(session=session, rules=RULES, now=NOW)
+    [reminder] = rows(session, patient)
+    assert reminder.status is ReminderStatus.QUEUED

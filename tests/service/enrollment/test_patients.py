@@ -1,0 +1,415 @@
+"""Enrolling a patient (every bad field explained, nothing partial stored), and pausing,
+resuming and removing one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.enrollment.clinics import NotFoundError, add_clinic
+from service.enrollment.patients import (
+    DuplicateError,
+    EnrollmentError,
+    EnrollmentRequest,
+    PatientStateError,
+    _phone,  # the private parser: one property test is about it
+    enroll,
+    get_patient,
+    list_patients,
+    pause,
+    remove,
+    resume,
+)
+from service.enrollment.plans import schedule_for
+from service.enrollment.scheduling import next_due_by_item
+from service.models import (
+    AuditEvent,
+    Channel,
+    ChannelChoice,
+    Clinic,
+    Patient,
+    PatientStatus,
+    Reminder,
+    ReminderStatus,
+)
+
+# A Tuesday afternoon in Chicago (21:00 UTC = 15:00 CST).
+NOW = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
+ACTOR = "cli:staff"
+
+
+@pytest.fixture
+def clinic(session: Session) -> Clinic:
+    return add_clinic(
+        session=session,
+        slug="back-clinic",
+        name="Lakeside Back Clinic",
+        phone="+13125550199",
+        timezone="America/Chicago",
+        actor=ACTOR,
+    )
+
+
+def enroll_one(session: Session, clinic: Clinic, **fields: object) -> Patient:
+    request = EnrollmentRequest(**{"first_name": "Ana", "phone": "(312) 555-0100", **fields})  # type: ignore[arg-type]
+    return enroll(session=session, clinic=clinic, request=request, actor=ACTOR, now=NOW)
+
+
+def count(session: Session, model: type[object]) -> int:
+    return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_enrolling_with_defaults_stores_the_patient_their_plan_and_a_welcome(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_one(session, clinic)
+
+    assert patient.phone == "+13125550100"  # national format read as a US number
+    assert (patient.timezone, patient.locale, patient.channel) == (
+        "America/Chicago",
+        "en",
+        ChannelChoice.SMS,
+    )
+    assert (patient.wake_start, patient.wake_end) == (dt.time(8), dt.time(20))
+    assert (patient.program_id, patient.max_per_day) == ("stenosis-core", 10)
+    assert patient.start_date == dt.date(2026, 11, 24)
+    assert patient.status is PatientStatus.ACTIVE
+    assert patient.consent_at == NOW
+    assert patient.consent_method == "recorded by clinic at enrollment"
+    assert patient.consent_recorded_by == ACTOR
+    kinds = [item.kind for item in patient.plan_items]
+    assert kinds == ["position_change", "stretch", "pelvic_tilt", "leg_strength", "walk_or_cycle"]
+    welcome = session.scalars(select(Reminder).where(Reminder.patient_id == patient.id)).one()
+    assert (welcome.kind, welcome.channel, welcome.status) == (
+        "welcome",
+        Channel.SMS,
+        ReminderStatus.SCHEDULED,
+    )
+    assert (welcome.due_at, welcome.actionable, welcome.plan_item_id) == (NOW, False, None)
+    actions = session.scalars(
+        select(AuditEvent.action).where(AuditEvent.patient_id == patient.id).order_by(AuditEvent.id)
+    ).all()
+    assert actions == ["enroll", "consent"]
+
+
+def test_each_plan_item_is_next_due_at_its_first_occurrence_after_now(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_one(session, clinic)
+
+    schedule = schedule_for(patient)
+    assert schedule is not None
+    expected = next_due_by_item(schedule, after=NOW)
+    assert {item.id: item.next_due_at for item in patient.plan_items} == expected
+    stretch = patient.plan_items[1]
+    assert stretch.next_due_at == dt.datetime(2026, 11, 25, 0, 30, tzinfo=dt.UTC)  # 18:30 CST
+
+
+def test_the_default_start_is_today_where_the_patient_lives(
+    session: Session, clinic: Clinic
+) -> None:
+    # 03:30 UTC on the 25th is still the 24th in Chicago, and already the 25th in Madrid.
+    late = dt.datetime(2026, 11, 25, 3, 30, tzinfo=dt.UTC)
+    request = EnrollmentRequest(first_name="Ana", phone="312 555 0100")
+    here = enroll(session=session, clinic=clinic, request=request, actor=ACTOR, now=late)
+    request = EnrollmentRequest(first_name="Eva", phone="+34 912 345 678", timezone="Europe/Madrid")
+    abroad = enroll(session=session, clinic=clinic, request=request, actor=ACTOR, now=late)
+
+    assert here.start_date == dt.date(2026, 11, 24)
+    assert abroad.start_date == dt.date(2026, 11, 25)
+    assert abroad.phone == "+34912345678"
+
+
+def test_both_channels_get_a_welcome_each(session: Session, clinic: Clinic) -> None:
+    patient = enroll_one(session, clinic, email="Ana@Example.com", channel="both")
+
+    assert patient.email == "ana@example.com"
+    channels = session.scalars(select(Reminder.channel).where(Reminder.patient_id == patient.id))
+    assert sorted(channels) == [Channel.EMAIL, Channel.SMS]
+
+
+def test_an_email_only_patient_defaults_to_the_email_channel(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_one(session, clinic, phone=None, email="ana@example.com")
+
+    assert (patient.phone, patient.channel) == (None, ChannelChoice.EMAIL)
+
+
+def test_all_the_enrollment_fields_are_used(session: Session, clinic: Clinic) -> None:
+    patient = enroll_one(
+        session,
+        clinic,
+        timezone="America/New_York",
+        program="stenosis-gentle",
+        wake="07:30-21:00",
+        locale="ES",
+        start="2026-12-01",
+        consent_method="verbal, by phone",
+    )
+
+    assert patient.timezone == "America/New_York"
+    assert (patient.program_id, patient.max_per_day) == ("stenosis-gentle", 8)
+    assert (patient.wake_start, patient.wake_end) == (dt.time(7, 30), dt.time(21))
+    assert (patient.locale, patient.start_date) == ("es", dt.date(2026, 12, 1))
+    assert patient.consent_method == "verbal, by phone"
+    first_due = min(item.next_due_at for item in patient.plan_items if item.next_due_at)
+    assert first_due == dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)  # 07:30 EST, day one
+
+
+def test_tuning_changes_the_plan_for_this_patient_only(session: Session, clinic: Clinic) -> None:
+    patient = enroll_one(
+        session,
+        clinic,
+        tune=("stretch.at=10:00,16:00", "walk_or_cycle.off", "heat.at=08:00"),
+        max_per_day="6",
+    )
+
+    plan = {item.kind: item for item in patient.plan_items}
+    assert plan["stretch"].at_times == ["10:00", "16:00"]
+    assert "walk_or_cycle" not in plan
+    assert plan["heat"].at_times == ["08:00"]
+    assert patient.max_per_day == 6
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"phone": "(312) 555-01"}, "phone", "phone '(312) 555-01' is not a valid number for US"),
+        ({"phone": "555-0100"}, "phone", "not a valid number for US"),
+        ({"phone": "call me"}, "phone", "not a valid number for US"),
+        ({"phone": None, "email": None}, "channel", "a phone number or an email address"),
+        ({"email": "ana@"}, "email", "email 'ana@' is not a valid address"),
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone", "unknown time zone 'Mars/Olympus_Mons'"),
+        ({"wake": "20:00-08:00"}, "wake", "wake window '20:00-08:00' ends before it starts"),
+        ({"wake": "09:00-09:00"}, "wake", "ends before it starts"),
+        ({"wake": "9am-5pm"}, "wake", "must look like 08:00-20:00"),
+        ({"wake": "08:00-24:00"}, "wake", "must look like 08:00-20:00"),
+        ({"program": "stenosis-extreme"}, "program", "unknown program 'stenosis-extreme'"),
+        ({"tune": ("yoga.every=1h",)}, "program", "unknown kind 'yoga'"),
+        ({"tune": ("stretch.every=1m",)}, "program", "'every' must be between"),
+        ({"max_per_day": "0"}, "program", "max per day must be from 1 to 48"),
+        ({"max_per_day": "ten"}, "program", "must be a whole number"),
+        ({"channel": "fax"}, "channel", "channel 'fax' must be sms, email or both"),
+        ({"channel": "email"}, "channel", "channel email needs an email address"),
+        ({"channel": "both"}, "channel", "channel both needs an email address"),
+        ({"locale": "fr"}, "locale", "locale 'fr' must be one of en, es"),
+        ({"start": "2026-02-30"}, "start", "start date '2026-02-30' is not a date"),
+        ({"start": "12/01/2026"}, "start", "is not a date like 2026-12-01"),
+        ({"first_name": "   "}, "first_name", "first name is required"),
+        ({"first_name": "A" * 101}, "first_name", "longer than 100 characters"),
+    ],
+)
+def test_a_bad_field_is_explained_and_nothing_is_stored(
+    session: Session, clinic: Clinic, fields: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(EnrollmentError, match=re.escape(message)) as caught:
+        enroll_one(session, clinic, **fields)
+
+    assert caught.value.field == field
+    for model in (Patient, Reminder):
+        assert count(session, model) == 0
+    assert session.scalar(select(func.count()).where(AuditEvent.action == "enroll")) == 0
+
+
+def test_every_bad_field_is_listed_at_once(session: Session, clinic: Clinic) -> None:
+    with pytest.raises(EnrollmentError) as caught:
+        enroll_one(session, clinic, first_name="", phone="12", timezone="Nowhere", wake="x")
+
+    assert [field for field, _ in caught.value.problems] == [
+        "first_name",
+        "phone",
+        "timezone",
+        "wake",
+    ]
+
+
+def test_the_same_phone_twice_at_a_clinic_is_explained_and_not_stored(
+    session: Session, clinic: Clinic
+) -> None:
+    first = enroll_one(session, clinic)
+
+    with pytest.raises(DuplicateError) as caught:
+        enroll_one(session, clinic, first_name="Ana Maria", phone="+1 312-555-0100")
+
+    assert str(caught.value) == (
+        f"+13125550100 is already enrolled at back-clinic as patient {first.id}"
+    )
+    assert caught.value.patient_id == first.id
+    assert count(session, Patient) == 1
+    assert count(session, Reminder) == 1
+
+
+def test_a_removed_patient_is_named_as_such_in_the_duplicate_error(
+    session: Session, clinic: Clinic
+) -> None:
+    first = enroll_one(session, clinic)
+    remove(session=session, patient=first, actor=ACTOR, now=NOW)
+
+    with pytest.raises(DuplicateError, match=rf"as patient {first.id} \(removed\)"):
+        enroll_one(session, clinic)
+
+
+def test_the_same_email_only_patient_twice_is_a_duplicate(session: Session, clinic: Clinic) -> None:
+    enroll_one(session, clinic, phone=None, email="ana@example.com")
+
+    with pytest.raises(DuplicateError, match=r"ana@example\.com is already enrolled"):
+        enroll_one(session, clinic, phone=None, email="ANA@example.com")
+
+
+def test_the_same_phone_may_be_enrolled_at_two_clinics(session: Session, clinic: Clinic) -> None:
+    other = add_clinic(
+        session=session,
+        slug="westside",
+        name="Westside PT",
+        phone="+13125550198",
+        timezone="America/Chicago",
+        actor=ACTOR,
+    )
+    enroll_one(session, clinic)
+    enroll_one(session, other)
+
+    assert count(session, Patient) == 2
+
+
+def test_a_patient_of_another_clinic_is_not_found(session: Session, clinic: Clinic) -> None:
+    other = add_clinic(
+        session=session,
+        slug="westside",
+        name="Westside PT",
+        phone="+13125550198",
+        timezone="America/Chicago",
+        actor=ACTOR,
+    )
+    patient = enroll_one(session, clinic)
+
+    assert get_patient(session=session, patient_id=patient.id, clinic=clinic) is patient
+    assert get_patient(session=session, patient_id=patient.id) is patient
+    with pytest.raises(NotFoundError, match=f"no patient {patient.id} at westside"):
+        get_patient(session=session, patient_id=patient.id, clinic=other)
+
+
+def test_patients_are_listed_by_clinic_and_status(session: Session, clinic: Clinic) -> None:
+    ana = enroll_one(session, clinic)
+    bo = enroll_one(session, clinic, first_name="Bo", phone="312 555 0101")
+    pause(session=session, patient=bo, until=None, actor=ACTOR, now=NOW)
+
+    assert list_patients(session=session, clinic=clinic) == [ana, bo]
+    assert list_patients(session=session, status=PatientStatus.PAUSED) == [bo]
+    assert list_patients(session=session, clinic=clinic, limit=1) == [ana]
+
+
+def test_pausing_until_a_date_cancels_waiting_messages_and_restarts_that_day(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_one(session, clinic)
+
+    pause(session=session, patient=patient, until=dt.date(2026, 12, 1), actor=ACTOR, now=NOW)
+
+    assert (patient.status, patient.paused_until) == (PatientStatus.PAUSED, dt.date(2026, 12, 1))
+    first_due = min(item.next_due_at for item in patient.plan_items if item.next_due_at)
+    assert first_due == dt.datetime(2026, 12, 1, 14, 0, tzinfo=dt.UTC)  # 08:00 CST that day
+    welcome = session.scalars(select(Reminder).where(Reminder.patient_id == patient.id)).one()
+    assert welcome.status is ReminderStatus.CANCELED
+    assert session.scalar(select(AuditEvent.detail).where(AuditEvent.action == "pause")) == {
+        "until": "2026-12-01",
+        "canceled": 1,
+    }
+
+
+def test_an_open_ended_pause_stops_everything_until_resumed(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_one(session, clinic)
+    pause(session=session, patient=patient, until=None, actor=ACTOR, now=NOW)
+
+    assert all(item.next_due_at is None for item in patient.plan_items)
+
+    later = NOW + dt.timedelta(days=3)
+    resume(session=session, patient=patient, actor=ACTOR, now=later)
+
+    assert (patient.status, patient.paused_until) == (PatientStatus.ACTIVE, None)
+    assert all(item.next_due_at and item.next_due_at > later for item in patient.plan_items)
+
+
+def test_pausing_until_today_or_earlier_is_refused(session: Session, clinic: Clinic) -> None:
+    patient = enroll_one(session, clinic)
+
+    with pytest.raises(PatientStateError, match="must be after today"):
+        pause(session=session, patient=patient, until=dt.date(2026, 11, 24), actor=ACTOR, now=NOW)
+
+    assert patient.status is PatientStatus.ACTIVE
+
+
+def test_resuming_an_active_patient_is_refused(session: Session, clinic: Clinic) -> None:
+    patient = enroll_one(session, clinic)
+
+    with pytest.raises(PatientStateError, match="is not paused"):
+        resume(session=session, patient=patient, actor=ACTOR, now=NOW)
+
+
+def test_removing_ends_the_plan_and_cancels_what_has_not_left(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_one(session, clinic)
+    sending = Reminder(
+        patient_id=patient.id,
+        kind="stretch",
+        channel=Channel.SMS,
+        due_at=NOW,
+        status=ReminderStatus.SENDING,
+    )
+    session.add(sending)
+    session.flush()
+
+    remove(session=session, patient=patient, actor=ACTOR, now=NOW)
+
+    assert patient.status is PatientStatus.REMOVED
+    assert all(item.next_due_at is None for item in patient.plan_items)
+    statuses = dict(
+        session.execute(
+            select(Reminder.kind, Reminder.status).where(Reminder.patient_id == patient.id)
+        ).all()
+    )
+    # The one already at the provider is left to finish: the send task re-checks the patient.
+    assert statuses == {"welcome": ReminderStatus.CANCELED, "stretch": ReminderStatus.SENDING}
+    with pytest.raises(PatientStateError, match="was removed"):
+        pause(session=session, patient=patient, until=None, actor=ACTOR, now=NOW)
+    with pytest.raises(PatientStateError, match="was removed"):
+        resume(session=session, patient=patient, actor=ACTOR, now=NOW)
+
+
+def _library_e164(text: str, region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    digits=st.lists(st.sampled_from("0123456789"), min_size=9, max_size=12),
+    punctuation=st.lists(st.sampled_from(["", " ", "-", ".", "(", ")", " ("]), min_size=13),
+    region=st.sampled_from(["US", "CA", "PR", "GB", "MX"]),
+)
+def test_phone_numbers_read_as_the_phonenumbers_library_reads_them(
+    digits: list[str], punctuation: list[str], region: str
+) -> None:
+    """The quick path for plain North American numbers gives exactly phonenumbers' answer."""
+    text = "".join(mark + digit for mark, digit in zip(punctuation, digits, strict=False))
+    expected = _library_e164(text, region)
+    try:
+        found: str | None = _phone(text, region)
+    except ValueError:
+        found = None
+    assert found == expected

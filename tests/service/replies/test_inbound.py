@@ -1,0 +1,606 @@
+"""What each reply does to the database, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from service.enrollment import optouts
+from service.models import (
+    AuditEvent,
+    Channel,
+    InboundMessage,
+    Outcome,
+    PainScore,
+    Patient,
+    PatientStatus,
+    Reminder,
+    ReminderStatus,
+)
+from service.replies.inbound import InboundResult, handle_sms
+from tests.conftest import Database, make_settings
+from tests.factories import make_clinic, make_patient
+
+# 10:00 in Chicago (CST): inside every default waking window.
+NOW = dt.datetime(2026, 2, 10, 16, 0, tzinfo=dt.UTC)
+_sids = iter(range(1, 1_000_000))
+
+
+def sms(
+    session: Session,
+    settings: Settings,
+    patient_or_number: Patient | str,
+    body: str,
+    *,
+    now: dt.datetime = NOW,
+    sid: str | None = None,
+) -> InboundResult:
+    number = (
+        patient_or_number if isinstance(patient_or_number, str) else patient_or_number.phone or ""
+    )
+    result = handle_sms(
+        session=session,
+        settings=settings,
+        from_number=number,
+        to_number="+13125550000",
+        body=body,
+        message_sid=sid or f"SM{next(_sids):032d}",
+        now=now,
+    )
+    session.flush()
+    return result
+
+
+def add_reminder(
+    session: Session,
+    patient: Patient,
+    *,
+    kind: str = "stretch",
+    due_at: dt.datetime = NOW - dt.timedelta(minutes=30),
+    status: ReminderStatus = ReminderStatus.DELIVERED,
+    channel: Channel = Channel.SMS,
+    actionable: bool = True,
+    plan_item: bool = True,
+) -> Reminder:
+    reminder = Reminder(
+        patient_id=patient.id,
+        plan_item_id=patient.plan_items[0].id if plan_item else None,
+        kind=kind,
+        channel=channel,
+        actionable=actionable,
+        due_at=due_at,
+        status=status,
+        status_at=due_at,
+        sent_at=due_at if status in {ReminderStatus.SENT, ReminderStatus.DELIVERED} else None,
+        to_address=patient.phone if channel is Channel.SMS else patient.email,
+        attempts=1,
+    )
+    session.add(reminder)
+    session.flush()
+    return reminder
+
+
+def inbound_rows(session: Session) -> list[InboundMessage]:
+    return list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
+
+
+@pytest.fixture
+def patient(session: Session) -> Patient:
+    return make_patient(session, make_clinic(session), schedule_after=NOW)
+
+
+@pytest.fixture
+def quiet_twilio(database: Database, tmp_path: Path) -> Settings:
+    """Settings where Twilio's own opt-out replies are off: we confirm every STOP."""
+    return make_settings(
+        database_url=database.url, tmp_path=tmp_path, twilio_handles_opt_out_replies=False
+    )
+
+
+# --- STOP ----------------------------------------------------------------------------------
+
+
+def test_stop_cancels_queued_reminders_for_every_patient_on_the_number(
+    session: Session, settings: Settings
+) -> None:
+    phone = "+13125557777"
+    ana = make_patient(session, make_clinic(session), phone=phone, schedule_after=NOW)
+    luis = make_patient(
+        session, make_clinic(session), first_name="Luis", phone=phone, schedule_after=NOW
+    )
+    queued = [
+        add_reminder(session, person, status=status, due_at=NOW + dt.timedelta(minutes=minutes))
+        for person in (ana, luis)
+        for minutes, status in ((5, ReminderStatus.QUEUED), (35, ReminderStatus.SCHEDULED))
+    ]
+
+    result = sms(session, settings, phone, "STOP")
+
+    assert optouts.is_opted_out(session=session, address=phone)
+    for reminder in queued:
+        session.refresh(reminder)
+        assert reminder.status is ReminderStatus.CANCELED
+    assert result == InboundResult(reply_text=None, alert_inbound_id=None)  # Twilio answers
+
+
+def test_stop_keeps_an_audit_row_with_the_words_used(session: Session, settings: Settings) -> None:
+    patient = make_patient(session, make_clinic(session))
+
+    sms(session, settings, patient, "please stop texting me")
+
+    event = session.scalars(select(AuditEvent).where(AuditEvent.action == "opt_out")).one()
+    assert event.patient_id == patient.id
+    assert event.detail is not None
+    assert event.detail["message"] == "please stop texting me"
+    assert event.detail["source"] == "sms_reply"
+
+
+def test_stop_in_words_gets_our_one_confirmation(session: Session, settings: Settings) -> None:
+    # Twilio only answers an exact keyword; "stop texting me" is ours to confirm.
+    patient = make_patient(session, make_clinic(session))
+
+    result = sms(session, settings, patient, "stop texting me")
+
+    assert result.reply_text is not None
+    assert "unsubscribed" in result.reply_text
+    assert "Lakeside Back Clinic" in result.reply_text
+
+
+def test_stop_is_confirmed_when_twilio_does_not_answer_itself(
+    session: Session, quiet_twilio: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session))
+
+    result = sms(session, quiet_twilio, patient, "STOP")
+
+    assert result.reply_text is not None
+    assert "unsubscribed" in result.reply_text
+
+
+def test_after_stop_other_replies_get_no_answer(session: Session, settings: Settings) -> None:
+    patient = make_patient(session, make_clinic(session))
+    sms(session, settings, patient, "STOP")
+
+    assert sms(session, settings, patient, "done").reply_text is None
+    assert sms(session, settings, patient, "what?").reply_text is None
+
+
+def test_stop_from_an_unknown_number_is_recorded(session: Session, settings: Settings) -> None:
+    result = sms(session, settings, "+13125550404", "stop")
+
+    assert optouts.is_opted_out(session=session, address="+13125550404")
+    assert result.reply_text is None
+
+
+# --- START ---------------------------------------------------------------------------------
+
+
+def test_start_opts_back_in_and_the_schedule_resumes_from_now(
+    session: Session, quiet_twilio: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session), schedule_after=NOW)
+    sms(session, quiet_twilio, patient, "STOP")
+    later = NOW + dt.timedelta(days=3)
+
+    result = sms(session, quiet_twilio, patient, "START", now=later)
+
+    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert patient.plan_items[0].next_due_at is not None
+    assert patient.plan_items[0].next_due_at > later  # nothing missed is replayed
+    assert result.reply_text is not None
+    assert "Welcome back, Ana" in result.reply_text
+
+
+def test_exact_start_is_left_to_twilio_to_answer(session: Session, settings: Settings) -> None:
+    patient = make_patient(session, make_clinic(session))
+    sms(session, settings, patient, "STOP")
+
+    assert sms(session, settings, patient, "START").reply_text is None
+    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+
+
+def test_yes_from_an_opted_out_number_opts_back_in(
+    session: Session, quiet_twilio: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session))
+    sms(session, quiet_twilio, patient, "STOP")
+
+    sms(session, quiet_twilio, patient, "YES")
+
+    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert inbound_rows(session)[-1].command == "start"
+
+
+# --- HELP ----------------------------------------------------------------------------------
+
+
+def test_help_names_the_clinic_and_its_phone(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    result = sms(session, settings, patient, "HELP")
+
+    assert result.reply_text is not None
+    assert "Lakeside Back Clinic" in result.reply_text
+    assert "312-555-0199" in result.reply_text
+    assert "STOP" in result.reply_text
+
+
+# --- DONE / SKIP ---------------------------------------------------------------------------
+
+
+def test_done_after_a_stretch_reminder_marks_it_done(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    reminder = add_reminder(session, patient, kind="stretch")
+
+    result = sms(session, settings, patient, "Done!")
+
+    session.refresh(reminder)
+    assert reminder.outcome is Outcome.DONE
+    assert reminder.outcome_at == NOW
+    assert result.reply_text is not None
+    assert "Stretching recorded" in result.reply_text
+    row = inbound_rows(session)[-1]
+    assert (row.command, row.reminder_id, row.needs_attention) == ("done", reminder.id, False)
+
+
+def test_done_counts_for_the_latest_open_reminder_only(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    older = add_reminder(session, patient, due_at=NOW - dt.timedelta(hours=3))
+    latest = add_reminder(session, patient, kind="posture", due_at=NOW - dt.timedelta(hours=1))
+
+    sms(session, settings, patient, "done")
+
+    session.refresh(older)
+    session.refresh(latest)
+    assert (older.outcome, latest.outcome) == (None, Outcome.DONE)
+
+
+def test_done_covers_the_email_twin_of_the_same_occurrence(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    text = add_reminder(session, patient)
+    email = add_reminder(session, patient, channel=Channel.EMAIL)
+
+    sms(session, settings, patient, "did it")
+
+    session.refresh(email)
+    session.refresh(text)
+    assert (text.outcome, email.outcome) == (Outcome.DONE, Outcome.DONE)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (NOW - dt.timedelta(hours=13), ReminderStatus.DELIVERED, True),  # outside the window
+        (NOW - dt.timedelta(minutes=5), ReminderStatus.QUEUED, True),  # never left
+        (NOW - dt.timedelta(minutes=5), ReminderStatus.FAILED, True),
+        (NOW - dt.timedelta(minutes=5), ReminderStatus.DELIVERED, False),  # a welcome
+        (NOW + dt.timedelta(minutes=5), ReminderStatus.SENT, True),
+    ],
+)
+def test_done_with_nothing_open_records_nothing(
+    session: Session,
+    settings: Settings,
+    patient: Patient,
+    case: tuple[dt.datetime, ReminderStatus, bool],
+) -> None:
+    due_at, status, actionable = case
+    reminder = add_reminder(session, patient, due_at=due_at, status=status, actionable=actionable)
+
+    result = sms(session, settings, patient, "done")
+
+    session.refresh(reminder)
+    assert reminder.outcome is None
+    assert result.reply_text is not None
+    assert "nothing open" in result.reply_text
+
+
+def test_a_second_done_does_not_count_twice(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    add_reminder(session, patient)
+    sms(session, settings, patient, "done")
+
+    result = sms(session, settings, patient, "done")
+
+    assert result.reply_text is not None
+    assert "nothing open" in result.reply_text
+
+
+def test_skip_marks_the_reminder_skipped(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    reminder = add_reminder(session, patient)
+
+    result = sms(session, settings, patient, "skip today")
+
+    session.refresh(reminder)
+    assert reminder.outcome is Outcome.SKIPPED
+    assert result.reply_text is not None
+    assert "skip this one" in result.reply_text
+
+
+def test_done_with_a_comment_is_flagged_for_the_clinic(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    reminder = add_reminder(session, patient)
+
+    sms(session, settings, patient, "Done, but my knee clicks")
+
+    session.refresh(reminder)
+    assert reminder.outcome is Outcome.DONE
+    assert inbound_rows(session)[-1].needs_attention is True
+
+
+# --- LATER ---------------------------------------------------------------------------------
+
+
+def test_later_schedules_one_resend_in_30_minutes(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    original = add_reminder(session, patient)
+
+    result = sms(session, settings, patient, "later")
+    sms(session, settings, patient, "LATER please", now=NOW + dt.timedelta(minutes=1))
+
+    resends = session.scalars(
+        select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)
+    ).all()
+    assert len(resends) == 1
+    resend = resends[0]
+    assert resend.due_at == NOW + dt.timedelta(minutes=30)
+    assert (resend.kind, resend.plan_item_id, resend.channel) == (
+        "stretch",
+        original.plan_item_id,
+        Channel.SMS,
+    )
+    assert result.reply_text is not None
+    assert "30 minutes" in result.reply_text
+
+
+def test_done_for_a_resend_counts_for_the_original(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    original = add_reminder(session, patient)
+    sms(session, settings, patient, "later")
+    resend = session.scalars(
+        select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)
+    ).one()
+    resend.status = ReminderStatus.DELIVERED
+    session.flush()
+
+    sms(session, settings, patient, "done", now=NOW + dt.timedelta(minutes=35))
+
+    session.refresh(original)
+    session.refresh(resend)
+    assert (original.outcome, resend.outcome) == (Outcome.DONE, Outcome.DONE)
+
+
+def test_done_before_the_resend_cancels_it(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    add_reminder(session, patient)
+    sms(session, settings, patient, "later")
+
+    sms(session, settings, patient, "done", now=NOW + dt.timedelta(minutes=10))
+
+    statuses = session.scalars(select(Reminder.status).where(Reminder.due_at > NOW)).all()
+    assert list(statuses) == [ReminderStatus.CANCELED]
+
+
+def test_later_near_bedtime_says_so_and_schedules_nothing(
+    session: Session, settings: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session), wake=(dt.time(8), dt.time(20)))
+    evening = dt.datetime(2026, 2, 10, 1, 45, tzinfo=dt.UTC) + dt.timedelta(days=1)  # 19:45 CST
+    add_reminder(session, patient, due_at=evening - dt.timedelta(minutes=15))
+
+    result = sms(session, settings, patient, "later", now=evening)
+
+    scheduled = session.scalars(
+        select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)
+    ).all()
+    assert scheduled == []
+    assert result.reply_text is not None
+    assert "late in your day" in result.reply_text
+
+
+# --- PAUSE ---------------------------------------------------------------------------------
+
+
+def test_pause_n_pauses_for_n_days_and_cancels_what_is_queued(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    queued = add_reminder(
+        session, patient, status=ReminderStatus.QUEUED, due_at=NOW + dt.timedelta(minutes=1)
+    )
+
+    result = sms(session, settings, patient, "PAUSE 3")
+
+    session.refresh(queued)
+    assert patient.status is PatientStatus.PAUSED
+    assert patient.paused_until == dt.date(2026, 2, 13)
+    assert queued.status is ReminderStatus.CANCELED
+    next_due = patient.plan_items[0].next_due_at
+    assert next_due is not None
+    assert next_due.date() == dt.date(2026, 2, 13)  # 09:00 Chicago on the day it ends
+    assert result.reply_text is not None
+    assert "paused for 3 days" in result.reply_text
+
+
+def test_pause_without_a_number_changes_nothing(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    result = sms(session, settings, patient, "pause 100")
+
+    assert patient.status is PatientStatus.ACTIVE
+    assert result.reply_text is not None
+    assert "PAUSE" in result.reply_text  # the keyword list
+
+
+# --- PAIN ----------------------------------------------------------------------------------
+
+
+def test_pain_n_records_a_score(session: Session, settings: Settings, patient: Patient) -> None:
+    result = sms(session, settings, patient, "pain 4/10")
+
+    score = session.scalars(select(PainScore)).one()
+    assert (score.patient_id, score.score, score.recorded_at) == (patient.id, 4, NOW)
+    assert result.reply_text is not None
+    assert "4 out of 10" in result.reply_text
+
+
+def test_a_bare_number_after_a_pain_question_is_a_score(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    add_reminder(session, patient, kind="pain_question", actionable=False, plan_item=False)
+
+    sms(session, settings, patient, "6")
+
+    assert session.scalars(select(PainScore.score)).all() == [6]
+    assert inbound_rows(session)[-1].command == "pain"
+
+
+def test_a_bare_number_without_a_pain_question_is_for_the_clinic(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    result = sms(session, settings, patient, "6")
+
+    assert session.scalars(select(PainScore)).all() == []
+    row = inbound_rows(session)[-1]
+    assert (row.command, row.needs_attention) == ("number", True)
+    assert result.reply_text is not None
+    assert "didn't get that" in result.reply_text
+
+
+def test_a_pain_question_takes_one_answer(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    add_reminder(session, patient, kind="pain_question", actionable=False, plan_item=False)
+    sms(session, settings, patient, "6")
+
+    sms(session, settings, patient, "2", now=NOW + dt.timedelta(minutes=1))
+
+    assert session.scalars(select(PainScore.score)).all() == [6]
+
+
+# --- warning signs -------------------------------------------------------------------------
+
+
+def test_warning_sign_pauses_and_returns_an_alert_id(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    queued = add_reminder(
+        session, patient, status=ReminderStatus.QUEUED, due_at=NOW + dt.timedelta(minutes=2)
+    )
+
+    result = sms(session, settings, patient, "My legs went numb this morning")
+
+    row = inbound_rows(session)[-1]
+    session.refresh(queued)
+    assert result.alert_inbound_id == row.id
+    assert (row.command, row.needs_attention, row.patient_id) == ("warning", True, patient.id)
+    assert (patient.status, patient.paused_until) == (PatientStatus.PAUSED, None)
+    assert patient.plan_items[0].next_due_at is None
+    assert queued.status is ReminderStatus.CANCELED
+    assert result.reply_text is not None
+    assert "911" in result.reply_text
+    assert "312-555-0199" in result.reply_text
+
+
+def test_stop_with_a_warning_sign_does_both(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    result = sms(session, settings, patient, "numbness in legs, stop")
+
+    assert optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert patient.status is PatientStatus.PAUSED
+    assert result.alert_inbound_id == inbound_rows(session)[-1].id
+    assert result.reply_text is not None
+    assert "911" in result.reply_text
+    assert "unsubscribed" in result.reply_text
+
+
+# --- anything else, and strangers ------------------------------------------------------------
+
+
+def test_free_text_is_stored_for_the_clinic_and_answered_with_the_keywords(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    result = sms(session, settings, patient, "Can I do the stretches in bed?")
+
+    row = inbound_rows(session)[-1]
+    assert (row.body, row.command, row.needs_attention) == (
+        "Can I do the stretches in bed?",
+        "other",
+        True,
+    )
+    assert (row.patient_id, row.clinic_id) == (patient.id, patient.clinic_id)
+    assert result.reply_text is not None
+    assert "DONE" in result.reply_text
+
+
+def test_an_unknown_number_gets_a_polite_reply_and_nothing_else(
+    session: Session, settings: Settings
+) -> None:
+    result = sms(session, settings, "+13125550999", "done")
+
+    row = inbound_rows(session)[-1]
+    assert (row.patient_id, row.clinic_id, row.body) == (None, None, "done")
+    assert result.reply_text is not None
+    assert "don't have this number" in result.reply_text
+    assert result.alert_inbound_id is None
+
+
+def test_any_reply_updates_last_reply_at(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    sms(session, settings, patient, "hello")
+
+    assert patient.last_reply_at == NOW
+
+
+def test_a_retried_webhook_does_nothing_twice_and_answers_the_same(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    reminder = add_reminder(session, patient)
+    first = sms(session, settings, patient, "done", sid="SM-retried")
+
+    again = sms(
+        session, settings, patient, "done", sid="SM-retried", now=NOW + dt.timedelta(seconds=15)
+    )
+
+    assert again == first
+    assert session.scalar(select(func.count()).select_from(InboundMessage)) == 1
+    session.refresh(reminder)
+    assert reminder.outcome_at == NOW
+
+
+def test_a_retried_warning_sign_asks_for_the_alert_again(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    first = sms(session, settings, patient, "I fell", sid="SM-fell")
+
+    again = sms(session, settings, patient, "I fell", sid="SM-fell")
+
+    assert again == first
+    assert first.alert_inbound_id is not None
+
+
+def test_the_body_and_the_full_number_never_reach_the_log(
+    session: Session, settings: Settings, patient: Patient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    sms(session, settings, patient, "my secret knee question")
+
+    assert "secret knee" not in caplog.text
+    assert (patient.phone or "") not in caplog.text

@@ -1,0 +1,245 @@
+"""Each report format, rendered from a realistic clinic month in a real database."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from html.parser import HTMLParser
+
+import jsonschema
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.models import Outcome, Patient
+from service.reporting.adherence import AdherenceReport, build_report
+from service.reporting.reports import (
+    CSV_COLUMNS,
+    GOOD_COLOUR,
+    KIND_COLOUR,
+    LOW_COLOUR,
+    PAIN_COLOUR,
+    ReportFormat,
+    render,
+    render_csv,
+    render_html,
+    render_json,
+    table_text,
+)
+from tests.factories import make_clinic, make_patient
+from tests.service.reporting.report_data import add_pain, add_reminder, local, realistic_clinic
+
+NOW = dt.datetime(2026, 11, 26, 20, 0, tzinfo=dt.UTC)
+SINCE = NOW - dt.timedelta(days=28)
+SCRIPT_NAME = '<script>alert("x")</script>'
+FORMULA_NAME = '=HYPERLINK("http://evil.example","x")'
+MARKUP_NAME = "[bold red]Zoe[/bold red]"
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+# Attributes that make a browser fetch something.
+LOADING_ATTRIBUTES = frozenset({"src", "href", "xlink:href", "srcset", "action", "data", "poster"})
+
+
+@pytest.fixture
+def report(session: Session) -> AdherenceReport:
+    clinic = realistic_clinic(session, now=NOW)
+    for name in (SCRIPT_NAME, FORMULA_NAME, MARKUP_NAME):
+        patient = make_patient(session, clinic, first_name=name)
+        add_reminder(session, patient, due_at=local(dt.date(2026, 11, 25), 9), outcome=Outcome.DONE)
+        add_pain(session, patient, at=local(dt.date(2026, 11, 25), 19), score=4)
+    session.flush()
+    return build_report(session=session, clinic=clinic, since=SINCE, now=NOW)
+
+
+@pytest.fixture
+def phones(session: Session) -> list[str]:
+    return [phone for phone in session.scalars(select(Patient.phone)) if phone]
+
+
+def test_csv_parses_into_one_row_per_patient_worst_first(report: AdherenceReport) -> None:
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+
+    assert len(rows) == len(report.patients) == 13
+    assert [int(row["patient_id"]) for row in rows] == [p.patient_id for p in report.patients]
+    kinds = [f"adherence_{kind.kind}" for kind in report.kinds]
+    assert list(rows[0]) == [*CSV_COLUMNS, *kinds]
+    first = report.patients[0]
+    assert rows[0]["done"] == str(first.done)
+    assert rows[0]["delivered"] == str(first.delivered)
+    assert float(rows[0]["adherence"]) == pytest.approx(first.adherence, abs=1e-4)
+    adherences = [float(row["adherence"]) for row in rows if row["adherence"]]
+    assert adherences == sorted(adherences)
+
+
+def test_csv_neutralises_formulas_in_names(report: AdherenceReport) -> None:
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+
+    names = {row["first_name"] for row in rows}
+    assert "'" + FORMULA_NAME in names
+    assert FORMULA_NAME not in names
+    assert SCRIPT_NAME in names  # plain text in a CSV: nothing to escape
+
+
+REPORT_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": [
+            "patient_id",
+            "first_name",
+            "clinic",
+            "delivered",
+            "done",
+            "skipped",
+            "unanswered",
+            "adherence",
+            "streak",
+            "per_kind",
+            "weekly",
+            "pain",
+            "last_reply",
+            "flags",
+        ],
+        "properties": {
+            "patient_id": {"type": "integer"},
+            "first_name": {"type": "string"},
+            "clinic": {"type": "string"},
+            "delivered": {"type": "integer", "minimum": 0},
+            "done": {"type": "integer", "minimum": 0},
+            "skipped": {"type": "integer", "minimum": 0},
+            "unanswered": {"type": "integer", "minimum": 0},
+            "adherence": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "streak": {"type": "integer", "minimum": 0},
+            "per_kind": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["delivered", "done", "skipped", "unanswered", "adherence"],
+                },
+            },
+            "weekly": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["week", "start", "delivered", "done", "adherence"],
+                    "properties": {"week": {"type": "string", "pattern": r"^\d{4}-W\d{2}$"}},
+                },
+            },
+            "pain": {
+                "type": "object",
+                "required": ["latest", "latest_at", "count", "slope_per_week", "direction"],
+                "properties": {
+                    "direction": {"enum": [None, "improving", "steady", "worsening"]},
+                },
+            },
+            "last_reply": {"type": "object", "required": ["at", "command"]},
+            "flags": {
+                "type": "array",
+                "items": {"enum": ["warning_sign", "waiting", "below_threshold", "silent"]},
+            },
+        },
+    },
+}
+
+
+def test_json_is_a_list_of_patients_matching_the_schema(report: AdherenceReport) -> None:
+    data = json.loads(render_json(report))
+
+    jsonschema.validate(data, REPORT_SCHEMA)
+    assert len(data) == 13
+    by_name = {item["first_name"]: item for item in data}
+    ana, daniel = by_name["Ana"], by_name["Daniel"]
+    assert ana["pain"]["direction"] == "improving"
+    assert ana["last_reply"]["command"] == "done"
+    assert sum(week["done"] for week in ana["weekly"]) == ana["done"]
+    assert sum(kind["delivered"] for kind in ana["per_kind"].values()) == ana["delivered"]
+    assert daniel["flags"][0] == "warning_sign"
+
+
+class _Checker(HTMLParser):
+    """Fails on a closing tag that does not close the innermost open element."""
+
+    VOID = frozenset({"meta", "br", "hr", "img", "input", "link", "col", "wbr"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.tags: list[str] = []
+        self.attributes: list[tuple[str, str | None]] = []
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attributes += attrs
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attributes += attrs
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+            return
+        self.stack.pop()
+
+
+def test_html_is_well_formed_with_charts_and_escaped_names(report: AdherenceReport) -> None:
+    page = render_html(report)
+    checker = _Checker()
+    checker.feed(page)
+    checker.close()
+
+    assert checker.problems == []
+    assert checker.stack == []
+    assert page.startswith("<!DOCTYPE html>")
+    assert "script" not in checker.tags
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    # One weekly chart per patient, a pain chart for each with scores, one chart of kinds.
+    with_pain = sum(1 for p in report.patients if p.pain.points)
+    assert checker.tags.count("svg") == len(report.patients) + with_pain + 1
+    for colour in (GOOD_COLOUR, LOW_COLOUR, KIND_COLOUR, PAIN_COLOUR):
+        assert colour in page
+    assert "@media print" in page
+
+
+def test_html_is_self_contained(report: AdherenceReport) -> None:
+    page = render_html(report)
+    checker = _Checker()
+    checker.feed(page)
+
+    loads = [(name, value) for name, value in checker.attributes if name in LOADING_ATTRIBUTES]
+    assert loads == []
+    assert {value for name, value in checker.attributes if name == "xmlns"} == {SVG_NAMESPACE}
+    assert {"link", "img", "script", "iframe", "object"}.isdisjoint(checker.tags)
+    for needle in ("@import", "url("):
+        assert needle not in page
+
+
+def test_no_format_shows_a_phone_number(report: AdherenceReport, phones: list[str]) -> None:
+    outputs = [render(report, fmt) for fmt in ReportFormat]
+    for phone in phones:
+        for text in outputs:
+            assert phone not in text
+            assert phone[-7:] not in text
+
+
+def test_table_shows_names_literally_and_the_summary(report: AdherenceReport) -> None:
+    text = table_text(report, width=240)
+
+    assert MARKUP_NAME in text
+    assert "Lakeside Back Clinic" in text
+    assert "13 patients" in text
+    assert text.index("Daniel") < text.index("Ana #")  # worst first
+
+
+def test_an_empty_report_renders_in_every_format(session: Session) -> None:
+    clinic = make_clinic(session)
+    empty = build_report(session=session, clinic=clinic, since=SINCE, now=NOW)
+
+    assert json.loads(render(empty, ReportFormat.JSON)) == []
+    assert render(empty, ReportFormat.CSV).splitlines() == [",".join(CSV_COLUMNS)]
+    assert "No patients in this report." in render(empty, ReportFormat.HTML)
+    assert "0 patients" in render(empty, ReportFormat.TABLE)
