@@ -14,7 +14,7 @@ from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready
 
 from config.settings import Settings, load_settings
-from service import logs, metrics
+from service import broker, logs, metrics
 
 TASK_MODULES = ["tasks.digest", "tasks.reminders", "tasks.replies"]
 
@@ -37,25 +37,13 @@ def create_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=4,
         worker_concurrency=settings.worker_concurrency or 2 * (os.cpu_count() or 1),
         broker_connection_retry_on_startup=True,
-        broker_transport_options=transport_options(settings),
+        broker_transport_options=broker.transport_options(settings),
         timezone="UTC",
         enable_utc=True,
         beat_schedule=beat_schedule(settings),
     )
     app.ptnudge_settings = settings
     return app
-
-
-def transport_options(settings: Settings) -> dict[str, object]:
-    """Redis: fail fast on a dead socket, and a visibility timeout far longer than any send
-    (retries are short countdowns; the schedule itself lives in the database). The embedded
-    SQLAlchemy broker passes its options to ``create_engine``, which takes none of these."""
-    if settings.embedded_broker:
-        return {}
-    options: dict[str, object] = {"socket_timeout": 5, "visibility_timeout": 3600}
-    if settings.broker_key_prefix:
-        options["global_keyprefix"] = settings.broker_key_prefix
-    return options
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:

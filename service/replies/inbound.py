@@ -29,10 +29,12 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from service import audit, metrics
-from service.delivery.messages import format_phone
+from service.delivery.messages import patient_context
 from service.delivery.rendering import TemplateError, render_email, render_sms
 from service.enrollment import optouts
+from service.enrollment.patients import pause
 from service.enrollment.plans import refresh_next_due
+from service.enrollment.scheduling import local_window_contains
 from service.masking import mask_phone
 from service.models import (
     AuditEvent,
@@ -59,7 +61,6 @@ ACTOR = "patient_sms"
 ALERT_SENT = "clinic_alert_sent"
 # Reminders that reached (or are reaching) the patient and can be answered.
 ANSWERABLE = (ReminderStatus.SENDING, ReminderStatus.SENT, ReminderStatus.DELIVERED)
-CANCELABLE = (ReminderStatus.SCHEDULED, ReminderStatus.QUEUED)
 START_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
 
 
@@ -289,7 +290,7 @@ def _snooze(
         return
     _attach(inbound, reminder.patient, reminder)
     due_at = now + SNOOZE_DELAY
-    if not within_waking_window(reminder.patient, due_at) or _snooze_pending(
+    if not local_window_contains(reminder.patient, due_at) or _snooze_pending(
         session, reminder, due_at
     ):
         return
@@ -328,59 +329,41 @@ def _snooze_pending(session: Session, reminder: Reminder, due_at: dt.datetime) -
     return waiting is not None
 
 
-def within_waking_window(patient: Patient, moment: dt.datetime) -> bool:
-    local = moment.astimezone(ZoneInfo(patient.timezone)).time()
-    return patient.wake_start <= local and local.replace(second=0, microsecond=0) <= (
-        patient.wake_end
-    )
-
-
 def _pause(
     session: Session, inbound: InboundMessage, patients: list[Patient], *, days: int
 ) -> None:
     now = inbound.received_at
     for patient in patients:
         today = now.astimezone(ZoneInfo(patient.timezone)).date()
-        _pause_patient(session, patient, until=today + dt.timedelta(days=days), now=now)
-        audit.record(
-            session=session,
-            actor=ACTOR,
-            action="pause",
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            detail={"days": days, "inbound_id": inbound.id},
-        )
+        until = today + dt.timedelta(days=days)
+        _pause_for_reply(session, inbound, patient, until=until, why={"days": days})
 
 
 def _warning_pause(session: Session, inbound: InboundMessage, patients: list[Patient]) -> None:
     """Stop nudging everyone on the number until the clinic has looked (open-ended pause)."""
     inbound.needs_attention = True
     for patient in patients:
-        _pause_patient(session, patient, until=None, now=inbound.received_at)
-        audit.record(
-            session=session,
-            actor=ACTOR,
-            action="pause",
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            detail={"reason": "warning_sign", "inbound_id": inbound.id},
-        )
+        _pause_for_reply(session, inbound, patient, until=None, why={"reason": "warning_sign"})
 
 
-def _pause_patient(
-    session: Session, patient: Patient, *, until: dt.date | None, now: dt.datetime
+def _pause_for_reply(
+    session: Session,
+    inbound: InboundMessage,
+    patient: Patient,
+    *,
+    until: dt.date | None,
+    why: dict[str, object],
 ) -> None:
-    patient.status = PatientStatus.PAUSED
-    patient.paused_until = until
-    refresh_next_due(patient=patient, after=now)
     # Claimed ("sending") reminders are left alone: the send task checks the pause itself.
-    waiting = select(Reminder).where(
-        Reminder.patient_id == patient.id, Reminder.status.in_(CANCELABLE)
+    detail = why | {"inbound_id": inbound.id}
+    pause(
+        session=session,
+        patient=patient,
+        until=until,
+        actor=ACTOR,
+        now=inbound.received_at,
+        detail=detail,
     )
-    for reminder in session.scalars(waiting):
-        reminder.status = ReminderStatus.CANCELED
-        reminder.status_at = now
-        reminder.error_detail = "paused"
 
 
 def _pain(
@@ -445,7 +428,7 @@ def _result(
         )
         return InboundResult(None if quiet else _render("unknown_sender", "en", {}) or None, None)
     alert = inbound.id if inbound.command == Command.WARNING.value else None
-    base = patient_context(patient)
+    base = patient_context(patient, patient.clinic)
     parts = [
         _render(message, patient.locale, base | extra)
         for message, extra in _answers(session, settings, inbound, reply, patient)
@@ -497,7 +480,7 @@ def _reminder_answer(
         return "done_nothing_open", {}
     if command is Command.DONE:
         return "done_ack", {"kind": reminder.kind}
-    if command is Command.SNOOZE and within_waking_window(
+    if command is Command.SNOOZE and local_window_contains(
         reminder.patient, inbound.received_at + SNOOZE_DELAY
     ):
         return "snooze_ack", {"n": int(SNOOZE_DELAY.total_seconds() // 60)}
@@ -515,15 +498,6 @@ def _render(message: str, locale: str, context: dict[str, object]) -> str:
         # commit, so a broken template costs the answer, never the effect.
         log.exception("cannot render the %s reply", message)
         return ""
-
-
-def patient_context(patient: Patient) -> dict[str, object]:
-    clinic = patient.clinic
-    return {
-        "first_name": patient.first_name,
-        "clinic_name": clinic.name,
-        "clinic_phone": format_phone(clinic.phone),
-    }
 
 
 # --- the clinic alert ----------------------------------------------------------------------

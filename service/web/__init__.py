@@ -19,7 +19,6 @@ from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from kombu.connection import Connection
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +26,7 @@ from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
 
 from config.settings import Settings, load_settings
-from service import logs, metrics
+from service import broker, logs, metrics
 from service.db import make_engine, make_sessionmaker, transaction
 from service.delivery.callbacks import apply_status_callback
 from service.delivery.links import LinkAction, LinkError, apply_link, check_link
@@ -305,13 +304,8 @@ def _check_database(engine: Engine) -> str:
 
 
 def _check_broker(settings: Settings) -> str:
-    # The embedded (SQLAlchemy) transport hands transport options to create_engine, which
-    # refuses socket options; the network brokers get a short socket timeout.
-    options = {} if settings.embedded_broker else {"socket_timeout": HEALTH_TIMEOUT}
     try:
-        with Connection(
-            settings.broker_url, connect_timeout=HEALTH_TIMEOUT, transport_options=options
-        ) as connection:
+        with broker.connect(settings, timeout=HEALTH_TIMEOUT) as connection:
             connection.ensure_connection(
                 max_retries=1, interval_start=0, interval_step=0, timeout=HEALTH_TIMEOUT
             )
