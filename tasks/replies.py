@@ -13,7 +13,7 @@ import logging
 from sqlalchemy.exc import OperationalError
 
 from service.db import transaction
-from service.replies.inbound import CLINIC_ALERT_TASK, send_clinic_alert
+from service.replies.alerts import CLINIC_ALERT_TASK, send_clinic_alert
 from service.transports.base import TransportError
 from tasks.app import app
 from tasks.runtime import get_runtime

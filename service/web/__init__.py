@@ -31,7 +31,8 @@ from service.db import make_engine, make_sessionmaker, transaction
 from service.delivery.callbacks import apply_status_callback
 from service.delivery.links import LinkAction, LinkError, apply_link, check_link
 from service.models import utcnow
-from service.replies.inbound import CLINIC_ALERT_TASK, InboundResult, handle_sms
+from service.replies.alerts import CLINIC_ALERT_TASK
+from service.replies.inbound import InboundResult, handle_sms
 
 log = logging.getLogger(__name__)
 

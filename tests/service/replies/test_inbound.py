@@ -23,7 +23,8 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
-from service.replies.inbound import InboundResult, handle_sms
+from service.replies.inbound import ANSWERS, HANDLERS, InboundResult, handle_sms
+from service.replies.parser import Command
 from tests.conftest import Database, make_settings
 from tests.factories import make_clinic, make_patient
 
@@ -622,3 +623,12 @@ def test_the_body_and_the_full_number_never_reach_the_log(
 
     assert "secret knee" not in caplog.text
     assert (patient.phone or "") not in caplog.text
+
+
+# --- the reading table ---------------------------------------------------------------------
+
+
+def test_every_reading_has_one_handler_and_one_answer() -> None:
+    # A command the parser can return but no table names would fail at the first such text.
+    assert set(HANDLERS) == set(Command)
+    assert set(ANSWERS) == set(Command)
