@@ -1,7 +1,9 @@
 """The Celery app: broker from settings, JSON only, no result backend, one beat schedule.
 
 ``celery -A tasks.app worker`` and ``celery -A tasks.app beat`` load this module; tests and the
-``ptnudge`` command build their own app with ``create_app(settings)``.
+``ptnudge`` command build their own app with ``create_app(settings)``. The settings an app was
+built for travel in its own configuration (``settings_of(app)``): the worker's runtime and the
+signal handlers below read them there, in whichever process the pool forked.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from config.settings import Settings, load_settings
 from service import broker, logs, metrics
 
 TASK_MODULES = ["tasks.digest", "tasks.reminders", "tasks.replies"]
+SETTINGS_KEY = "ptnudge_settings"  # in app.conf, beside Celery's own (lower-case) settings
 
 
 def create_app(settings: Settings) -> Celery:
@@ -42,8 +45,16 @@ def create_app(settings: Settings) -> Celery:
         enable_utc=True,
         beat_schedule=beat_schedule(settings),
     )
-    app.ptnudge_settings = settings
+    app.conf[SETTINGS_KEY] = settings
     return app
+
+
+def settings_of(app: Celery) -> Settings:
+    """The settings ``create_app`` built this app for."""
+    settings = app.conf.get(SETTINGS_KEY)
+    if not isinstance(settings, Settings):
+        raise LookupError(f"the Celery app {app.main!r} was not built by tasks.app.create_app")
+    return settings
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
@@ -72,15 +83,16 @@ app = create_app(load_settings())
 @after_setup_task_logger.connect
 def _protect_worker_logs(logger: logging.Logger, **_: Any) -> None:
     """Worker and beat logs get our format (JSON in production) and the number filter."""
+    settings = settings_of(app)  # logging is set up by ``celery -A tasks.app``: this app
     for handler in logger.handlers:
-        logs.protect(handler, app.ptnudge_settings)
+        logs.protect(handler, settings)
 
 
 @worker_ready.connect
-def _serve_worker_metrics(**_: Any) -> None:
+def _serve_worker_metrics(sender: Any, **_: Any) -> None:
     """With PTNUDGE_WORKER_METRICS_PORT set, the worker's main process serves ``/metrics``
     for Prometheus: the same metrics as the web app, summed over the pool's processes when
-    PROMETHEUS_MULTIPROC_DIR is set."""
-    port = app.ptnudge_settings.worker_metrics_port
+    PROMETHEUS_MULTIPROC_DIR is set. ``sender`` is the consumer of the worker that is ready."""
+    port = settings_of(sender.app).worker_metrics_port
     if port is not None:
         metrics.serve(port)

@@ -22,7 +22,6 @@ from service.transports.base import OutboundMessage, Transport
 
 log = logging.getLogger(__name__)
 
-CLINIC_ALERT_TASK = "ptnudge.clinic_alert"  # tasks/replies.py; the web app enqueues it by name
 ALERT_SENT = "clinic_alert_sent"
 
 

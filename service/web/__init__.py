@@ -31,8 +31,8 @@ from service.db import make_engine, make_sessionmaker, transaction
 from service.delivery.callbacks import apply_status_callback
 from service.delivery.links import LinkAction, LinkError, apply_link, check_link
 from service.models import utcnow
-from service.replies.alerts import CLINIC_ALERT_TASK
 from service.replies.inbound import InboundResult, handle_sms
+from tasks.publish import clinic_alert_publisher
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def create_app(
         engine=engine,
         sessions=make_sessionmaker(engine),
         clock=clock,
-        enqueue=enqueue_alert or _celery_enqueue(settings),
+        enqueue=enqueue_alert or clinic_alert_publisher(settings),
         validator=RequestValidator(token),
     )
     app = FastAPI(title="ptnudge", version="0.1.0", docs_url=None, redoc_url=None)
@@ -264,25 +264,6 @@ def _reminder_id(value: str) -> int | None:
     if value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
     return None
-
-
-def _celery_enqueue(settings: Settings) -> Enqueue:
-    celery: Any = None
-
-    def enqueue(inbound_id: int) -> None:
-        nonlocal celery
-        if celery is None:
-            from tasks.app import create_app as create_celery  # noqa: PLC0415 - only when used
-
-            celery = create_celery(settings)
-        celery.send_task(
-            CLINIC_ALERT_TASK,
-            args=[inbound_id],
-            retry=True,
-            retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 1},
-        )
-
-    return enqueue
 
 
 def _enqueue_safely(enqueue: Enqueue, inbound_id: int) -> None:
