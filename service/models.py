@@ -115,6 +115,9 @@ _RANK = {
 }
 
 OPEN_STATUSES = (ReminderStatus.SCHEDULED, ReminderStatus.QUEUED, ReminderStatus.SENDING)
+# What a pause, a removal or an opt-out cancels: messages still waiting to leave. "sending" is
+# left alone: the provider may have it already, and the send task checks again after claiming.
+CANCELABLE_STATUSES = (ReminderStatus.SCHEDULED, ReminderStatus.QUEUED)
 DELIVERED_STATUSES = (ReminderStatus.SENT, ReminderStatus.DELIVERED)
 
 

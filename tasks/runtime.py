@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -14,6 +15,7 @@ from service.db import make_engine, make_sessionmaker
 from service.delivery.ratelimit import RateLimiter, sms_rate_limiter
 from service.transports.base import Transport
 from service.transports.registry import email_transport, sms_transport
+from tasks.app import settings_of
 
 
 @dataclass(frozen=True)
@@ -25,15 +27,14 @@ class Runtime:
     sms_limit: RateLimiter
 
 
-def get_runtime() -> Runtime:
-    return _runtime_for(os.getpid())
+def get_runtime(app: Celery) -> Runtime:
+    """What the tasks of ``app`` use in this process, built on first use after the fork."""
+    return _runtime_for(os.getpid(), app)
 
 
 @cache
-def _runtime_for(pid: int) -> Runtime:
-    from tasks.app import app  # noqa: PLC0415 - the app module imports the task modules
-
-    settings: Settings = app.ptnudge_settings
+def _runtime_for(pid: int, app: Celery) -> Runtime:
+    settings = settings_of(app)
     engine = make_engine(settings.database_url, pre_ping=False)
     return Runtime(
         settings=settings,

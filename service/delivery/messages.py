@@ -60,9 +60,7 @@ def compose(
     or a system message such as ``welcome``. ``seed`` rotates the wording."""
     message = kinds[0] if len(kinds) == 1 else "combined"
     context: dict[str, object] = {
-        "first_name": patient.first_name,
-        "clinic_name": clinic.name,
-        "clinic_phone": format_phone(clinic.phone),
+        **patient_context(patient, clinic),
         "kind": kinds[0],
         "kinds": list(kinds),
         "per_day": patient.max_per_day,
@@ -88,6 +86,15 @@ def compose(
         variant=pick_variant(seed=seed, count=count),
     )
     return Composition(body=text)
+
+
+def patient_context(patient: Patient, clinic: Clinic) -> dict[str, object]:
+    """What every message to the patient may say about them and their clinic."""
+    return {
+        "first_name": patient.first_name,
+        "clinic_name": clinic.name,
+        "clinic_phone": format_phone(clinic.phone),
+    }
 
 
 def outbound(

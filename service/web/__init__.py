@@ -19,7 +19,6 @@ from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from kombu.connection import Connection
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -27,12 +26,13 @@ from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
 
 from config.settings import Settings, load_settings
-from service import logs, metrics
+from service import broker, logs, metrics
 from service.db import make_engine, make_sessionmaker, transaction
 from service.delivery.callbacks import apply_status_callback
 from service.delivery.links import LinkAction, LinkError, apply_link, check_link
 from service.models import utcnow
-from service.replies.inbound import CLINIC_ALERT_TASK, InboundResult, handle_sms
+from service.replies.inbound import InboundResult, handle_sms
+from tasks.publish import clinic_alert_publisher
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def create_app(
         engine=engine,
         sessions=make_sessionmaker(engine),
         clock=clock,
-        enqueue=enqueue_alert or _celery_enqueue(settings),
+        enqueue=enqueue_alert or clinic_alert_publisher(settings),
         validator=RequestValidator(token),
     )
     app = FastAPI(title="ptnudge", version="0.1.0", docs_url=None, redoc_url=None)
@@ -266,25 +266,6 @@ def _reminder_id(value: str) -> int | None:
     return None
 
 
-def _celery_enqueue(settings: Settings) -> Enqueue:
-    celery: Any = None
-
-    def enqueue(inbound_id: int) -> None:
-        nonlocal celery
-        if celery is None:
-            from tasks.app import create_app as create_celery  # noqa: PLC0415 - only when used
-
-            celery = create_celery(settings)
-        celery.send_task(
-            CLINIC_ALERT_TASK,
-            args=[inbound_id],
-            retry=True,
-            retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 1},
-        )
-
-    return enqueue
-
-
 def _enqueue_safely(enqueue: Enqueue, inbound_id: int) -> None:
     """The reply is committed and the patient paused either way; a broker outage must not
     turn that into an error Twilio would show as a failed webhook. The message is flagged
@@ -305,13 +286,8 @@ def _check_database(engine: Engine) -> str:
 
 
 def _check_broker(settings: Settings) -> str:
-    # The embedded (SQLAlchemy) transport hands transport options to create_engine, which
-    # refuses socket options; the network brokers get a short socket timeout.
-    options = {} if settings.embedded_broker else {"socket_timeout": HEALTH_TIMEOUT}
     try:
-        with Connection(
-            settings.broker_url, connect_timeout=HEALTH_TIMEOUT, transport_options=options
-        ) as connection:
+        with broker.connect(settings, timeout=HEALTH_TIMEOUT) as connection:
             connection.ensure_connection(
                 max_retries=1, interval_start=0, interval_step=0, timeout=HEALTH_TIMEOUT
             )
