@@ -28,10 +28,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
+from service.db.dialects import for_update_skip_locked, insert_ignoring_duplicates
 from service.delivery.messages import MERGED_KINDS, group_close
 from service.enrollment.optouts import normalize_address, opted_out_among
 from service.enrollment.plans import schedule_for
@@ -87,9 +86,7 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
 
 
 def _claim(session: Session, query: Select[Any], rules: DispatchRules) -> list[int]:
-    query = query.limit(rules.batch_size)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    query = for_update_skip_locked(query.limit(rules.batch_size), session=session)
     return list(session.scalars(query))
 
 
@@ -359,18 +356,15 @@ def _merge(session: Session, head_id: int, member_ids: list[int], member_kinds: 
 def _insert_new(
     session: Session, rows: list[dict[str, object]]
 ) -> list[tuple[int, int, int | None, dt.datetime, ReminderStatus, Channel]]:
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        dialect_insert(Reminder)
-        .on_conflict_do_nothing(index_elements=["plan_item_id", "due_at", "channel"])
-        .returning(
-            Reminder.id,
-            Reminder.patient_id,
-            Reminder.plan_item_id,
-            Reminder.due_at,
-            Reminder.status,
-            Reminder.channel,
-        )
+    statement = insert_ignoring_duplicates(
+        Reminder, session=session, unique=("plan_item_id", "due_at", "channel")
+    ).returning(
+        Reminder.id,
+        Reminder.patient_id,
+        Reminder.plan_item_id,
+        Reminder.due_at,
+        Reminder.status,
+        Reminder.channel,
     )
     found = session.execute(statement, rows).all()
     return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in found]

@@ -23,12 +23,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, case, select, text, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
 from config.settings import Settings
 from service import metrics
 from service.db import transaction
+from service.db.dialects import commit_without_waiting_for_disk, for_update_skip_locked
 from service.delivery import verdicts
 from service.delivery.messages import MERGED_KINDS, Composition, body_digest, compose, outbound
 from service.delivery.ratelimit import NoLimit, RateLimiter
@@ -161,9 +162,7 @@ def _claim(
         )
         .order_by(Reminder.id)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=Reminder)
-    reminders = list(session.scalars(query))
+    reminders = list(session.scalars(for_update_skip_locked(query, session=session, of=Reminder)))
     opted_out = optouts.opted_out_among(session=session, addresses=map(_address, reminders))
     claims = []
     for reminder in reminders:
@@ -267,8 +266,7 @@ def _record(
         # Losing this commit in a database crash cannot cause a second message: the reminders
         # would still be "sending" and the sweeper would find them at the provider. So the
         # commit need not wait for the disk, which halves the database time per message.
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        commit_without_waiting_for_disk(session)
         if sent:
             _record_sent(session, sent, now, results)
         for claim, error in failed:
