@@ -128,8 +128,12 @@ class ImportResult:
 
 @dataclass(frozen=True)
 class _Row:
+    """One row of the file: its cells by canonical column, or why it cannot be read as a row
+    (the wrong number of cells)."""
+
     line: int
     cells: dict[str, str]
+    error: str | None = None
 
 
 def import_csv(
@@ -205,8 +209,8 @@ def _validate(
 ) -> list[tuple[int, ValidEnrollment]]:
     valid = []
     for row in batch:
-        if "_shape" in row.cells:
-            result.errors.append((row.line, row.cells["_shape"]))
+        if row.error is not None:
+            result.errors.append((row.line, row.error))
             continue
         try:
             enrollment = validate(
@@ -254,7 +258,7 @@ def parse_csv(text: str) -> list[_Row]:
     columns = _columns(header[1])
     rows: list[_Row] = []
     for line, cells in records:
-        rows.append(_Row(line, _cells(columns, cells)))
+        rows.append(_row(line, columns, cells))
     return rows
 
 
@@ -296,13 +300,13 @@ def _columns(header: Sequence[str]) -> list[str]:
     return columns
 
 
-def _cells(columns: list[str], cells: list[str]) -> dict[str, str]:
+def _row(line: int, columns: list[str], cells: list[str]) -> _Row:
     # Spreadsheets pad rows with trailing empty cells; anything else out of line is reported
-    # for that row (a `_shape` entry), not guessed at.
+    # for that row, not guessed at.
     extra = cells[len(columns) :]
     if len(cells) < len(columns) or any(cell.strip() for cell in extra):
-        return {"_shape": f"expected {len(columns)} fields, found {len(cells)}"}
-    return dict(zip(columns, cells, strict=False))
+        return _Row(line, {}, error=f"expected {len(columns)} fields, found {len(cells)}")
+    return _Row(line, dict(zip(columns, cells, strict=False)))
 
 
 def request_from(cells: dict[str, str]) -> EnrollmentRequest:
