@@ -31,7 +31,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from service.db.dialects import for_update_skip_locked, insert_ignoring_duplicates
-from service.delivery.messages import MERGED_KINDS, group_close
+from service.delivery.messages import group_close
 from service.enrollment.optouts import normalize_address, opted_out_among
 from service.enrollment.plans import schedule_for
 from service.enrollment.scheduling import Occurrence, PatientSchedule, next_due_by_item, occurrences
@@ -326,7 +326,6 @@ def _group_and_merge(
     """Members of one patient and channel: those due within the minimum gap of a group's
     first leave as one message (the first), the others are merged into it."""
     positions: dict[int | None, int] = {item.id: item.position for item in patient.plan_items}
-    kinds: dict[int | None, str] = {item.id: item.kind for item in patient.plan_items}
     members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
     groups: list[list[tuple[int, int | None, dt.datetime]]] = []
     for member in members:
@@ -337,19 +336,17 @@ def _group_and_merge(
     for head, *rest in groups:
         result.to_send.append(head[0])
         if rest:
-            _merge(session, head[0], [m[0] for m in rest], [kinds[m[1]] for m in rest])
+            _merge(session, head[0], [m[0] for m in rest])
             result.merged += len(rest)
 
 
-def _merge(session: Session, head_id: int, member_ids: list[int], member_kinds: list[str]) -> None:
-    """Fold reminders into the first of their group: one message names them all."""
+def _merge(session: Session, head_id: int, member_ids: list[int]) -> None:
+    """Fold reminders into the first of their group: one message names them all (their
+    kinds are read back through ``merged_into_id``, see ``messages.merged_kinds``)."""
     session.execute(
         update(Reminder)
         .where(Reminder.id.in_(member_ids))
         .values(status=ReminderStatus.MERGED, merged_into_id=head_id)
-    )
-    session.execute(
-        update(Reminder).where(Reminder.id == head_id).values(context={MERGED_KINDS: member_kinds})
     )
 
 

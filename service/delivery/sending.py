@@ -31,7 +31,7 @@ from service import metrics
 from service.db import transaction
 from service.db.dialects import commit_without_waiting_for_disk, for_update_skip_locked
 from service.delivery import verdicts
-from service.delivery.messages import MERGED_KINDS, Composition, body_digest, compose, outbound
+from service.delivery.messages import Composition, body_digest, compose, merged_kinds, outbound
 from service.delivery.ratelimit import NoLimit, RateLimiter
 from service.enrollment import optouts
 from service.enrollment.plans import is_paused_at, schedule_for
@@ -164,6 +164,7 @@ def _claim(
     )
     reminders = list(session.scalars(for_update_skip_locked(query, session=session, of=Reminder)))
     opted_out = optouts.opted_out_among(session=session, addresses=map(_address, reminders))
+    merged = merged_kinds(session=session, head_ids=[reminder.id for reminder in reminders])
     claims = []
     for reminder in reminders:
         verdict = _still_wanted(reminder, settings, now, opted_out)
@@ -178,7 +179,7 @@ def _claim(
         address = _address(reminder)  # today's number: the clinic may have corrected it
         if address is None:  # refused by _still_wanted already; this narrows the type
             continue
-        composition = _compose(settings, reminder)
+        composition = _compose(settings, reminder, merged.get(reminder.id, []))
         reminder.status = ReminderStatus.SENDING
         reminder.status_at = reminder.claimed_at = now
         reminder.attempts += 1
@@ -236,10 +237,8 @@ def _address(reminder: Reminder) -> str | None:
     return patient.phone if reminder.channel is Channel.SMS else patient.email
 
 
-def _compose(settings: Settings, reminder: Reminder) -> Composition:
-    extra = dict(reminder.context or {})
-    # The dispatcher wrote the kinds merged into this message (see service/delivery/dispatch.py).
-    merged = [str(kind) for kind in extra.pop(MERGED_KINDS, [])]
+def _compose(settings: Settings, reminder: Reminder, merged: list[str]) -> Composition:
+    # ``merged``: the kinds the dispatcher merged into this message (service/delivery/dispatch.py).
     kinds = [reminder.kind, *(kind for kind in merged if kind != reminder.kind)]
     return compose(
         settings=settings,
@@ -249,7 +248,6 @@ def _compose(settings: Settings, reminder: Reminder) -> Composition:
         channel=reminder.channel,
         seed=reminder.id,
         reminder_id=reminder.id,
-        extra=extra,
     )
 
 

@@ -45,7 +45,7 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
-from service.replies.outcomes import SNOOZE_OF, record_outcome
+from service.replies.outcomes import record_outcome
 from service.replies.parser import Command, Reply, parse_reply
 from service.transports.base import OutboundMessage, Transport
 
@@ -293,7 +293,8 @@ def _snooze(
         session, reminder, due_at
     ):
         return
-    original = (reminder.context or {}).get(SNOOZE_OF, reminder.id)
+    # A snooze of a snooze still stands for the reminder first sent.
+    original = reminder.snooze_of_id if reminder.snooze_of_id is not None else reminder.id
     session.add(
         Reminder(
             patient_id=reminder.patient_id,
@@ -305,7 +306,7 @@ def _snooze(
             status=ReminderStatus.SCHEDULED,
             status_at=now,
             attempts=0,
-            context={SNOOZE_OF: original},
+            snooze_of_id=original,
         )
     )
 
