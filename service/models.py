@@ -231,6 +231,8 @@ class Reminder(Base):
         # Deleting a reminder nulls the rows merged into it: without this index every
         # delete scans the table.
         Index("ix_reminders_merged_into", "merged_into_id"),
+        # The same for the snoozed re-sends that point at a reminder.
+        Index("ix_reminders_snooze_of", "snooze_of_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -256,9 +258,13 @@ class Reminder(Base):
     merged_into_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("reminders.id", ondelete="SET NULL")
     )
+    # A snoozed re-send (LATER) points at the reminder it stands for: an answer to either
+    # answers both.
+    snooze_of_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("reminders.id", ondelete="SET NULL", name="fk_reminders_snooze_of")
+    )
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "outcome"))
     outcome_at: Mapped[dt.datetime | None] = mapped_column()
-    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # extra template context
 
     patient: Mapped[Patient] = relationship()
     plan_item: Mapped[PlanItem | None] = relationship()

@@ -53,7 +53,7 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
-from service.replies.outcomes import SNOOZE_OF, record_outcome
+from service.replies.outcomes import record_outcome
 from service.replies.parser import Command, Reply, parse_reply
 
 log = logging.getLogger(__name__)
@@ -311,7 +311,8 @@ def _snooze(ctx: InboundContext) -> Command:
         session, reminder, due_at
     ):
         return Command.SNOOZE
-    original = (reminder.context or {}).get(SNOOZE_OF, reminder.id)
+    # A snooze of a snooze still stands for the reminder first sent.
+    original = reminder.snooze_of_id if reminder.snooze_of_id is not None else reminder.id
     session.add(
         Reminder(
             patient_id=reminder.patient_id,
@@ -323,7 +324,7 @@ def _snooze(ctx: InboundContext) -> Command:
             status=ReminderStatus.SCHEDULED,
             status_at=now,
             attempts=0,
-            context={SNOOZE_OF: original},
+            snooze_of_id=original,
         )
     )
     return Command.SNOOZE

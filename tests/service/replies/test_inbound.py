@@ -385,6 +385,27 @@ def test_done_for_a_resend_counts_for_the_original(
     assert (original.outcome, resend.outcome) == (Outcome.DONE, Outcome.DONE)
 
 
+def test_a_resend_of_a_resend_still_points_at_the_first_reminder(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    original = add_reminder(session, patient)
+    sms(session, settings, patient, "later")
+    first = session.scalars(
+        select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)
+    ).one()
+    first.status = ReminderStatus.DELIVERED
+    first.sent_at = first.due_at
+    session.flush()
+
+    sms(session, settings, patient, "later", now=first.due_at + dt.timedelta(minutes=1))
+
+    second = session.scalars(
+        select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)
+    ).one()
+    assert (first.snooze_of_id, second.snooze_of_id) == (original.id, original.id)
+    assert second.due_at == first.due_at + dt.timedelta(minutes=31)
+
+
 def test_done_before_the_resend_cancels_it(
     session: Session, settings: Settings, patient: Patient
 ) -> None:
