@@ -45,6 +45,7 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
+from service.replies.emergency import emergency_number
 from service.replies.outcomes import SNOOZE_OF, record_outcome
 from service.replies.parser import Command, Reply, parse_reply
 from service.transports.base import OutboundMessage, Transport
@@ -465,7 +466,9 @@ def _answers(
     twilio_answered = settings.twilio_handles_opt_out_replies and bool(reply.exact_keyword)
     answers: list[tuple[str, dict[str, object]]] = []
     if reply.warning:
-        answers.append(("warning_sign", {}))
+        answers.append(
+            ("warning_sign", {"emergency_number": emergency_number(region=patient.clinic.region)})
+        )
     if reply.command is Command.STOP:
         if not twilio_answered:
             answers.append(("stop_confirm", {}))
@@ -523,6 +526,7 @@ def patient_context(patient: Patient) -> dict[str, object]:
         "first_name": patient.first_name,
         "clinic_name": clinic.name,
         "clinic_phone": format_phone(clinic.phone),
+        "per_day": patient.max_per_day,  # the HELP answer states the frequency
     }
 
 

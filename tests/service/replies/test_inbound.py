@@ -516,6 +516,30 @@ def test_warning_sign_pauses_and_returns_an_alert_id(
     assert "312-555-0199" in result.reply_text
 
 
+def test_the_warning_answer_gives_the_emergency_number_of_the_clinics_country(
+    session: Session, settings: Settings
+) -> None:
+    clinic = make_clinic(session)
+    clinic.region, clinic.phone, clinic.timezone = "GB", "+442079460000", "Europe/London"
+    patient = make_patient(session, clinic, phone="+447700900123", timezone="Europe/London")
+
+    result = sms(session, settings, patient, "I slipped in the shower")
+
+    assert result.reply_text is not None
+    assert "call 999" in result.reply_text
+    assert "911" not in result.reply_text
+
+
+def test_help_states_the_message_frequency_and_the_rates_notice(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    result = sms(session, settings, patient, "HELP")
+
+    assert result.reply_text is not None
+    assert f"up to {patient.max_per_day} msgs/day" in result.reply_text
+    assert "Msg & data rates may apply" in result.reply_text
+
+
 def test_stop_with_a_warning_sign_does_both(
     session: Session, settings: Settings, patient: Patient
 ) -> None:
