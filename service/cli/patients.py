@@ -22,9 +22,9 @@ from service.cli import output
 from service.cli.app import patients_app
 from service.cli.context import CliContext, command_context, now
 from service.db import transaction
-from service.enrollment import clinics, importing, patients
+from service.enrollment import clinics, importing, optouts, patients
 from service.enrollment.programs import ProgramItem, parse_time
-from service.models import Clinic, Patient, PatientStatus, PlanItem, Reminder
+from service.models import Channel, Clinic, Patient, PatientStatus, PlanItem, Reminder
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ClinicOption = Annotated[str, typer.Option("--clinic", help="Clinic slug.")]
@@ -158,12 +158,26 @@ def enroll(
             programs_dir=ctx.settings.programs_dir,
         )
         doc = patient_document(patient)
+        opted_out = optouts.opted_out_channels(session=session, patient=patient)
+        doc["opted_out"] = [channel.value for channel in opted_out]
     if as_json:
         output.print_json(doc)
         return
     output.say(str(doc["id"]))
     output.note(
         f"enrolled {doc['first_name']} at {doc['clinic']} on {doc['program']} ({doc['channel']})"
+    )
+    for blocked in opted_out:
+        output.note(_opted_out_note(doc, blocked))
+
+
+def _opted_out_note(doc: dict[str, Any], channel: Channel) -> str:
+    """Enrolling does not lift a patient's STOP: staff must know nothing will reach them."""
+    sms = channel is Channel.SMS
+    address, lift = (doc["phone"], "texts START") if sms else (doc["email"], "opts back in")
+    return (
+        f"warning: {address} is on the opt-out ledger: nothing will be sent by "
+        f"{channel.value} until the patient {lift}"
     )
 
 

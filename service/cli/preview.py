@@ -11,7 +11,7 @@ import typer
 from service.cli import output
 from service.cli.app import app
 from service.cli.context import command_context, now
-from service.delivery.preview import PreviewEntry
+from service.delivery.preview import PreviewEntry, silence_reasons
 from service.delivery.preview import preview as preview_reminders
 from service.enrollment import clinics, patients
 
@@ -45,6 +45,13 @@ def preview(
             session=session, settings=ctx.settings, patient=patient, start=start, days=days
         )
         docs = [entry_document(entry) for entry in entries]
+        reasons = silence_reasons(session=session, patient=patient)
+    # On stderr, so the --json list stays as documented.
+    if not entries:
+        output.note("nothing would go out" + (": " if reasons else "") + "; ".join(reasons))
+    else:
+        for reason in reasons:
+            output.note(f"note: {reason}")
     if as_json:
         output.print_json(docs)
         return

@@ -7,10 +7,12 @@ problem is reported, with the template's path under the templates folder, for:
 1. a file that does not compile (syntax error, with its line) or is not a known template;
 2. a missing message or translation, a missing part of an email, a gap between variants;
 3. an undefined variable or any other rendering error (StrictUndefined makes this loud);
-4. an SMS over one segment, rendered as written (without the accent folding
-   ``render_sms`` may fall back on at run time for a patient's name);
-5. an actionable SMS without its DONE/LISTO reply instruction, a welcome or help text
-   without HELP/STOP, a keyword list missing a keyword;
+4. an SMS over one segment (the welcome and HELP: two), rendered as written (without the
+   accent folding ``render_sms`` may fall back on at run time for a patient's name);
+5. an actionable SMS without its DONE/LISTO reply instruction, a keyword list missing a
+   keyword, and a welcome or HELP text without any part carriers require of it (CTIA,
+   10DLC): the clinic's name, the message frequency, the locale's "Msg & data rates may
+   apply" (``rendering.RATES_NOTICE``), HELP and STOP;
 6. a diagnosis word in any SMS, or "pain" in a reminder (whose context has no clinic name
    either: first name and the action only);
 7. an email missing its done or unsubscribe link, and wordings repeated across variants.
@@ -28,8 +30,11 @@ import jinja2
 from service.delivery import rendering
 from service.delivery.rendering import (
     ACTIONABLE_MESSAGES,
+    CARRIER_DISCLOSURE_MESSAGES,
+    CARRIER_DISCLOSURE_SEGMENTS,
     DEFAULT_LOCALE,
     EMAIL_MESSAGES,
+    RATES_NOTICE,
     REMINDER_KINDS,
     REPLY_WORDS,
     STAFF_MESSAGES,
@@ -53,7 +58,8 @@ BANNED_IN_REMINDERS = re.compile(r"\b(pain|painful|dolor|dolores)\b", re.IGNOREC
 # Reply words a message must mention (keys of REPLY_WORDS); consent rules for the first two.
 REQUIRED_WORDS: dict[str, tuple[str, ...]] = {
     "welcome": ("help", "stop"),
-    "help": ("stop",),
+    "help": ("help", "stop"),
+    "quit_help": ("stop", "pause"),
     "keywords": ("done", "skip", "later", "pause", "pain", "help", "stop"),
     **dict.fromkeys(ACTIONABLE_MESSAGES, ("done",)),
 }
@@ -187,16 +193,41 @@ def _check_rendering(root: Path) -> Iterator[Problem]:
         wordings.add(text)
 
 
-def _check_sms(name: str, *, message: str, locale: str, text: str) -> Iterator[Problem]:
+def _check_segments(name: str, *, message: str, text: str) -> Iterator[Problem]:
     segments = segment_count(text)
-    if segments > 1:
+    disclosure = message in CARRIER_DISCLOSURE_MESSAGES
+    allowed = CARRIER_DISCLOSURE_SEGMENTS if disclosure else 1
+    if segments > allowed:
         odd = sorted({char for char in text if not is_gsm7(char)})
         detail = f"; not GSM-7: {' '.join(odd)}" if odd else ""
+        limit = f"the {message} may take {allowed}" if disclosure else "an SMS must fit one"
         yield Problem(
             name,
             f"{segments} segments with the worst-case context ({len(text)} characters, "
-            f"{encoding(text)}{detail}); an SMS must fit one",
+            f"{encoding(text)}{detail}); {limit}",
         )
+
+
+def _check_disclosure(name: str, *, message: str, locale: str, text: str) -> Iterator[Problem]:
+    """The parts carriers look for in an opt-in confirmation and a HELP answer (HELP and
+    STOP are reply words, checked with the others)."""
+    if message not in CARRIER_DISCLOSURE_MESSAGES:
+        return
+    context = rendering.worst_case_context(message, locale=locale)
+    if str(context["clinic_name"]) not in text:
+        yield Problem(name, "does not name the clinic (the program's sender)")
+    if not re.search(rf"\b{context['per_day']}\b", text):
+        yield Problem(name, "does not say how many messages a day (per_day)")
+    notice = RATES_NOTICE.get(locale)
+    if notice is None:
+        yield Problem(name, f"no rates notice for locale {locale!r} in rendering.RATES_NOTICE")
+    elif notice not in text:
+        yield Problem(name, f"does not say {notice!r}")
+
+
+def _check_sms(name: str, *, message: str, locale: str, text: str) -> Iterator[Problem]:
+    yield from _check_segments(name, message=message, text=text)
+    yield from _check_disclosure(name, message=message, locale=locale, text=text)
     words = REPLY_WORDS.get(locale)
     if words is None:
         yield Problem(name, f"no reply words for locale {locale!r} in rendering.REPLY_WORDS")

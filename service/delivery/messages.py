@@ -110,6 +110,7 @@ def patient_context(patient: Patient, clinic: Clinic) -> dict[str, object]:
         "first_name": patient.first_name,
         "clinic_name": clinic.name,
         "clinic_phone": format_phone(clinic.phone),
+        "per_day": patient.max_per_day,  # the welcome and HELP state the frequency
     }
 
 

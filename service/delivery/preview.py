@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from service.delivery.dispatch import channels_for
 from service.delivery.messages import compose, group_close
-from service.enrollment.optouts import opted_out_among
+from service.enrollment.optouts import opted_out_among, opted_out_channels
 from service.enrollment.plans import schedule_for
 from service.enrollment.scheduling import occurrences
-from service.models import Channel, Patient
+from service.models import Channel, Patient, PatientStatus
 
 
 @dataclass(frozen=True)
@@ -80,3 +80,30 @@ def preview(
                 )
             )
     return entries
+
+
+def silence_reasons(*, session: Session, patient: Patient) -> list[str]:
+    """Why some or all of the patient's reminders would not go out, in words for staff."""
+    if patient.status is PatientStatus.REMOVED:
+        return ["the patient was removed or finished the program: nothing goes out"]
+    reasons = []
+    if patient.status is PatientStatus.PAUSED and patient.paused_until is None:
+        reasons.append(
+            f"paused until the clinic resumes them (ptnudge patients resume {patient.id})"
+        )
+    for channel in opted_out_channels(session=session, patient=patient):
+        reasons.append(_opted_out_reason(patient, channel))
+    if patient.phone_invalid_code and Channel.SMS in patient.channel.channels():
+        reasons.append(f"sms: the provider refused the number (error {patient.phone_invalid_code})")
+    if not patient.plan_items:
+        reasons.append("the program has no reminders to schedule")
+    return reasons
+
+
+def _opted_out_reason(patient: Patient, channel: Channel) -> str:
+    address = patient.phone if channel is Channel.SMS else patient.email
+    lift = "texts START" if channel is Channel.SMS else "asks to be emailed again"
+    return (
+        f"{channel.value}: {address} is on the opt-out ledger (it asked for no more messages); "
+        f"nothing goes out by {channel.value} until the patient {lift}"
+    )

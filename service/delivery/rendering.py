@@ -20,7 +20,7 @@ message                keys
 each REMINDER_KINDS    first_name, kind (= the message name)
 combined               first_name, kinds (2-3 reminder kinds due together)
 welcome                first_name, clinic_name, per_day (int: most messages a day)
-help                   clinic_name, clinic_phone (formatted for people)
+help                   clinic_name, clinic_phone (formatted for people), per_day
 stop_confirm           clinic_name
 start_confirm          first_name, clinic_name
 done_ack               first_name, kind (of the reminder marked done)
@@ -30,10 +30,14 @@ snooze_ack             first_name, n (minutes until the reminder comes back)
 snooze_too_late        first_name (LATER came too late in the waking day for a re-send)
 pause_ack              first_name, n (days paused)
 pain_ack               first_name, n (the 0-10 score recorded)
+out_of_range           first_name, command ("pause" or "pain"), low, high (the range it takes)
+symptom_ack            first_name, clinic_name (a symptom was passed on to the care team)
+quit_help              clinic_name (the patient wants to leave: how to stop, or pause)
 pain_question          first_name
 keywords               (nothing)
 unknown_sender         (nothing)
-warning_sign           first_name, clinic_phone
+warning_sign           first_name, clinic_phone, emergency_number (the clinic's country's:
+                       ``service.replies.emergency``)
 reengage               first_name
 clinic_alert (email)   clinic_name, first_name, patient_id, reply_text, received_at
                        (aware datetime, in the clinic's zone)
@@ -97,6 +101,9 @@ SYSTEM_MESSAGES: tuple[str, ...] = (
     "snooze_too_late",
     "pause_ack",
     "pain_ack",
+    "out_of_range",
+    "symptom_ack",
+    "quit_help",
     "pain_question",
     "keywords",
     "unknown_sender",
@@ -140,6 +147,16 @@ REPLY_WORDS: dict[str, dict[str, str]] = {
         "stop": "STOP",  # carriers and Twilio act on STOP whatever the language
         "start": "START",
     },
+}
+
+# The welcome (the opt-in confirmation) and the HELP answer carry what CTIA's messaging
+# principles and US carriers' 10DLC campaign review look for: the program (clinic) name, the
+# message frequency, this notice, HELP and STOP. They may take two segments to say it.
+CARRIER_DISCLOSURE_MESSAGES: tuple[str, ...] = ("welcome", "help")
+CARRIER_DISCLOSURE_SEGMENTS = 2
+RATES_NOTICE: dict[str, str] = {
+    "en": "Msg & data rates may apply",
+    "es": "Pueden aplicar tarifas de mensajes y datos",
 }
 
 # Display names ("Stretching recorded"). Spanish avoids á í ó ú: they are not GSM-7 and one
@@ -523,6 +540,7 @@ WORST_FIRST_NAME = "Maximiliano-Alejandr"  # SMS_FIRST_NAME_MAX characters
 WORST_CLINIC_NAME = "Lakeshore Orthopedic Physical Therapy PC"  # 40 characters
 WORST_CLINIC_PHONE = "+1 312-555-0100"
 WORST_N = {"snooze_ack": 120, "pause_ack": 30, "pain_ack": 10}
+WORST_EMERGENCY_NUMBER = "112"  # every number service.replies.emergency knows has 3 digits
 _WORST_AT = dt.datetime(2026, 11, 29, 23, 59, tzinfo=ZoneInfo("America/Chicago"))
 _WORST_LINK = "https://ptnudge.lakeshore-orthopedic-pt.example.org/e/" + "x" * 96
 WORST_DONE_URL = _WORST_LINK + "done"
@@ -572,6 +590,9 @@ def _message_context(message: str, locale: str) -> dict[str, object]:
             "reply_text": "Since yesterday my legs feel numb & weak <b>when</b> I walk. " * 5,
         },
         "clinic_digest": _digest_context(),
+        "warning_sign": {"emergency_number": WORST_EMERGENCY_NUMBER},
+        # PAUSE's answer is the longer of the two the template holds.
+        "out_of_range": {"command": "pause", "low": 1, "high": 60},
     }
     return specific.get(message, {})
 
@@ -579,9 +600,11 @@ def _message_context(message: str, locale: str) -> dict[str, object]:
 # The keys of the common ones each message takes (default: first_name only).
 _BASE_KEYS: dict[str, tuple[str, ...]] = {
     "welcome": ("first_name", "clinic_name", "per_day"),
-    "help": ("clinic_name", "clinic_phone"),
+    "help": ("clinic_name", "clinic_phone", "per_day"),
     "stop_confirm": ("clinic_name",),
     "start_confirm": ("first_name", "clinic_name"),
+    "symptom_ack": ("first_name", "clinic_name"),
+    "quit_help": ("clinic_name",),
     "keywords": (),
     "unknown_sender": (),
     "warning_sign": ("first_name", "clinic_phone"),

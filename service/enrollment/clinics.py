@@ -103,18 +103,66 @@ def _clinic_phone(raw: str) -> tuple[str, str]:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), region
 
 
+# Areas of the IANA names that stand for a place ("America/New_York"): such a zone follows
+# the place's daylight-saving rules. Everything else (EST, CET, PST8PDT, Etc/GMT+5, UTC,
+# US/Eastern) is a fixed offset or an old alias, and "EST" for a New York patient would send
+# every reminder an hour off for half the year.
+REGION_AREAS = frozenset(
+    {"Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe"}
+    | {"Indian", "Pacific"}
+)
+# The region a clinic most likely means by an abbreviation or an old alias.
+ZONE_SUGGESTIONS: dict[str, str] = {
+    **dict.fromkeys(("est", "edt", "est5edt", "us/eastern", "eastern", "et"), "America/New_York"),
+    **dict.fromkeys(("cst", "cdt", "cst6cdt", "us/central", "central", "ct"), "America/Chicago"),
+    **dict.fromkeys(("mst", "mdt", "mst7mdt", "us/mountain", "mountain", "mt"), "America/Denver"),
+    **dict.fromkeys(("us/arizona",), "America/Phoenix"),
+    **dict.fromkeys(
+        ("pst", "pdt", "pst8pdt", "us/pacific", "pacific", "pt"), "America/Los_Angeles"
+    ),
+    **dict.fromkeys(("akst", "akdt", "us/alaska"), "America/Anchorage"),
+    **dict.fromkeys(("hst", "us/hawaii"), "Pacific/Honolulu"),
+    **dict.fromkeys(("cet", "cest", "met"), "Europe/Paris"),
+    **dict.fromkeys(("eet", "eest"), "Europe/Athens"),
+    **dict.fromkeys(("wet", "west"), "Europe/Lisbon"),
+    **dict.fromkeys(("gmt", "bst", "gb"), "Europe/London"),
+    **dict.fromkeys(("canada/eastern",), "America/Toronto"),
+    **dict.fromkeys(("canada/pacific",), "America/Vancouver"),
+    **dict.fromkeys(("mexico/general",), "America/Mexico_City"),
+}
+
+
 @functools.lru_cache(maxsize=512)
 def valid_timezone(name: str) -> str:
-    """The IANA zone name, checked; a wrong-case name gets a suggestion (Linux is
-    case-sensitive, so ``america/chicago`` is unknown rather than silently fixed)."""
+    """The IANA region name (``America/New_York``), checked. A wrong-case name gets a
+    suggestion (Linux is case-sensitive, so ``america/chicago`` is unknown rather than
+    silently fixed); an abbreviation or fixed offset (``EST``, ``Etc/GMT+5``) is refused
+    with the region to use instead."""
     name = name.strip()
     # Membership first: ZoneInfo would also open arbitrary files under the zone folder.
     if name not in _zone_names():
         hint = _zones_by_lower_name().get(name.lower())
+        if hint is None or not _is_region(hint):
+            hint = ZONE_SUGGESTIONS.get(name.lower())
         suggestion = f"did you mean {hint}?" if hint else "use an IANA name like America/Chicago"
         raise ValueError(f"unknown time zone {name!r} ({suggestion})")
+    if not _is_region(name):
+        raise ValueError(_not_a_region(name))
     zoneinfo.ZoneInfo(name)
     return name
+
+
+def _is_region(name: str) -> bool:
+    return name.split("/", 1)[0] in REGION_AREAS and "/" in name
+
+
+def _not_a_region(name: str) -> str:
+    hint = ZONE_SUGGESTIONS.get(name.lower())
+    example = f"such as {hint}" if hint else "like America/Chicago"
+    return (
+        f"time zone {name!r} is not a region name; use one {example}, which follows that "
+        "place's daylight-saving rules"
+    )
 
 
 @functools.cache

@@ -41,6 +41,18 @@ def opted_out_among(*, session: Session, addresses: Iterable[str | None]) -> set
     return set(session.scalars(select(OptOut.address).where(OptOut.address.in_(wanted))))
 
 
+def opted_out_channels(*, session: Session, patient: Patient) -> list[Channel]:
+    """The patient's channels whose address is on the ledger. Enrolling (again) does not
+    lift an opt-out: only the person's own START (or a new address) does."""
+    ledger = opted_out_among(session=session, addresses=(patient.phone, patient.email))
+    found = []
+    for channel in patient.channel.channels():
+        address = patient.phone if channel is Channel.SMS else patient.email
+        if address and normalize_address(address) in ledger:
+            found.append(channel)
+    return found
+
+
 def patients_at(*, session: Session, address: str, channel: Channel) -> list[Patient]:
     column = Patient.phone if channel is Channel.SMS else func.lower(Patient.email)
     return list(session.scalars(select(Patient).where(column == normalize_address(address))))

@@ -53,6 +53,7 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
+from service.replies.emergency import emergency_number
 from service.replies.outcomes import record_outcome
 from service.replies.parser import Command, Reply, parse_reply
 
@@ -68,7 +69,9 @@ START_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
 # Readings that act on the number itself, whether or not it belongs to an enrolled patient.
 NUMBER_READINGS = frozenset({Command.STOP, Command.WARNING})
 # Recorded commands the clinic should read even when the reply said nothing more.
-UNDERSTOOD_BY_STAFF_ONLY = frozenset({Command.OTHER, Command.NUMBER})
+UNDERSTOOD_BY_STAFF_ONLY = frozenset(
+    {Command.OTHER, Command.NUMBER, Command.SYMPTOM, Command.QUIT_HELP}
+)
 
 
 @dataclass(frozen=True)
@@ -433,6 +436,9 @@ HANDLERS: dict[Command, Handler] = {
     Command.PAIN: _pain,
     Command.NUMBER: _pain,
     Command.WARNING: _warning,
+    Command.ACK: _keep,
+    Command.SYMPTOM: _keep,
+    Command.QUIT_HELP: _keep,
     Command.OTHER: _keep,
 }
 
@@ -448,7 +454,10 @@ def _result(ctx: InboundContext) -> InboundResult:
         quiet = ctx.reply.command is Command.STOP or _opted_out_now(ctx)
         return InboundResult(None if quiet else _render("unknown_sender", "en", {}) or None, None)
     alert = inbound.id if inbound.command == Command.WARNING.value else None
-    base = patient_context(patient, patient.clinic)
+    # Safety advice names the emergency number of the clinic's country.
+    base = patient_context(patient, patient.clinic) | {
+        "emergency_number": emergency_number(region=patient.clinic.region)
+    }
     parts = [
         _render(message, patient.locale, base | extra)
         for message, extra in ANSWERS[Command(inbound.command)](ctx)
@@ -507,7 +516,11 @@ def _answer_number(ctx: InboundContext) -> list[Answer]:
     """PAUSE n, PAIN n: an acknowledgement that repeats the number."""
     if _opted_out_now(ctx):
         return []
-    number = ctx.reply.number
+    number, error = ctx.reply.number, ctx.reply.error
+    if error is not None:
+        return [
+            ("out_of_range", {"command": ctx.inbound.command, "low": error.low, "high": error.high})
+        ]
     if number is None:
         return _answer_keywords(ctx)
     return [(f"{ctx.inbound.command}_ack", {"n": number})]
@@ -515,6 +528,20 @@ def _answer_number(ctx: InboundContext) -> list[Answer]:
 
 def _answer_keywords(ctx: InboundContext) -> list[Answer]:
     return [] if _opted_out_now(ctx) else [("keywords", {})]
+
+
+def _answer_nothing(_: InboundContext) -> list[Answer]:
+    """ "ok", "thanks", "👍": heard; an answer would only start a conversation about nothing."""
+    return []
+
+
+def _answer_symptom(ctx: InboundContext) -> list[Answer]:
+    return [] if _opted_out_now(ctx) else [("symptom_ack", {})]
+
+
+def _answer_quit(ctx: InboundContext) -> list[Answer]:
+    """Leaving, said in other words: never an opt-out on a guess, never ignored."""
+    return [] if _opted_out_now(ctx) else [("quit_help", {})]
 
 
 ANSWERS: dict[Command, Callable[[InboundContext], list[Answer]]] = {
@@ -528,6 +555,9 @@ ANSWERS: dict[Command, Callable[[InboundContext], list[Answer]]] = {
     Command.PAIN: _answer_number,
     Command.NUMBER: _answer_keywords,
     Command.WARNING: _answer_warning,
+    Command.ACK: _answer_nothing,
+    Command.SYMPTOM: _answer_symptom,
+    Command.QUIT_HELP: _answer_quit,
     Command.OTHER: _answer_keywords,
 }
 

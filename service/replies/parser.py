@@ -6,22 +6,33 @@ spaces and emoji do not matter; the words do.
 
 Precedence, and why:
 
-1. **Warning signs are looked for everywhere** in the text (new numbness or weakness in the
-   legs, loss of bladder or bowel control, severe or sudden pain, a fall) and set
-   ``warning=True`` whatever else the message says. Missing one is the costliest mistake
-   this parser can make, so matching is generous: negation is only understood in the plain
-   forms ("not severe", "no numbness"); "no feeling in my legs" is a warning sign.
+1. **Red flags are looked for everywhere** in the text (``service.replies.red_flags``, whose
+   docstring names the published lists they come from: NICE CKS "Sciatica (lumbar
+   radiculopathy)" and "Low back pain", the NHS England GIRFT cauda equina syndrome pathway,
+   NASS and AAOS patient information on lumbar spinal stenosis, MedlinePlus en espanol):
+   saddle numbness, new bladder or bowel trouble, new or worsening leg numbness or
+   weakness, legs giving way, a fall, severe pain nothing relieves. They set ``red_flag``
+   whatever else the message says. Other people's falls, idioms, negations and the
+   patient's usual symptoms are not red flags.
 2. **Opting out always works.** A reply is STOP when it is a stop keyword (alone or with
    politeness around it: "Stop please", "STOP!!!", "no more"), when any sentence of it is
    ("Numbness in my legs. Stop"), or when it says so in words (FCC 2024: "stop texting me",
    "unsubscribe please", "leave me alone", "don't text me", "no me escriban"). A stop word
    that is part of a sentence about something else is not one ("I can't stop the pain",
    "the pain won't stop", "cancel my appointment").
-3. A reply that is both keeps both: ``command=STOP, warning=True``; the caller opts out
-   *and* alerts the clinic.
-4. Otherwise a warning sign is ``WARNING``; then, on the first sentence: START, HELP,
-   PAUSE n, PAIN n, a bare 0-10 number (NUMBER: only the caller knows whether a pain
-   question was asked), SKIP, LATER (SNOOZE), DONE; anything else is OTHER.
+3. A reply that is both keeps both: ``command=STOP`` with a ``red_flag``; the caller opts
+   out *and* alerts the clinic.
+4. Otherwise a red flag is ``WARNING``. A wish to leave the *program* in other words ("I
+   want to quit the program", "I'm done with this program") is QUIT_HELP: the answer says
+   how to stop; nobody is opted out on a paraphrase that may mean the exercises.
+5. Then, on the first sentence (past a greeting or an "ok" that leads into a command):
+   START, HELP, PAUSE n, PAIN n, a bare 0-10 number (NUMBER: only the caller knows
+   whether a question was asked), SKIP, LATER (SNOOZE, with a ``delay`` when the text gives
+   one), DONE, ACK (an acknowledgement: "ok", "yes", "👍 thanks"; never credit for an
+   exercise). A PAUSE or PAIN whose number is negative or out of range has ``error`` set
+   (the answer states the range) and no ``number``.
+6. A message with no command that mentions a symptom ("tingling in my feet", "hurts a lot
+   today") is SYMPTOM: flagged for the clinic, nothing paused. Anything else is OTHER.
 
 ``comment`` says the message holds more than its command ("Done, felt good today"): the
 clinic should read it. ``exact_keyword`` is set when the whole message is exactly one of the
@@ -31,15 +42,19 @@ whether Twilio already answered.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from service.replies.red_flags import RedFlag, has_symptom, red_flag
+
 MAX_CHARS = 2000  # Twilio caps a message at 1600 characters; a longer body is not real
 PAUSE_DAYS = range(1, 61)
 PAIN_SCALE = range(11)
+LATER_MINUTES = range(1, 12 * 60 + 1)  # "in 2 hours" is a delay; "in 3 days" is a pause
 
 # Twilio acts on a message that is exactly one of these (any case, spaces trimmed).
 TWILIO_KEYWORDS = frozenset(
@@ -56,27 +71,89 @@ class Command(enum.StrEnum):
     START = "start"
     HELP = "help"
     DONE = "done"
+    ACK = "ack"  # "ok", "yes", "thanks", "👍": heard, nothing done, nothing to answer
     SKIP = "skip"
-    SNOOZE = "snooze"
+    SNOOZE = "snooze"  # LATER
     PAUSE = "pause"
     PAIN = "pain"
     NUMBER = "number"
-    WARNING = "warning"
+    WARNING = "warning"  # a red flag: pause and alert the clinic at once
+    SYMPTOM = "symptom"  # an ordinary symptom: for the clinic to read, nothing paused
+    QUIT_HELP = "quit_help"  # leaving the program in other words: answer how to stop
     OTHER = "other"
+
+
+class LaterKind(enum.StrEnum):
+    MINUTES = "minutes"  # "in an hour", "en 20 minutos"
+    NEXT_MORNING = "next_morning"  # "tomorrow", "manana": the start of the next waking window
+
+
+@dataclass(frozen=True)
+class Later:
+    """When LATER asks to be reminded; the handler resolves NEXT_MORNING with the patient's
+    time zone and waking window."""
+
+    kind: LaterKind
+    minutes: int | None = None  # MINUTES only
+
+    @property
+    def label(self) -> str:
+        return str(self.minutes) if self.kind is LaterKind.MINUTES else self.kind.value
+
+
+@dataclass(frozen=True)
+class OutOfRange:
+    """A number the command cannot take ("PAUSE -1", "PAIN 11"): tell the patient the range."""
+
+    given: int
+    allowed: range
+
+    @property
+    def low(self) -> int:
+        return self.allowed.start
+
+    @property
+    def high(self) -> int:
+        return self.allowed.stop - 1
 
 
 @dataclass(frozen=True)
 class Reply:
     command: Command
-    number: int | None = None  # PAUSE: days (None: missing or out of 1-60); PAIN/NUMBER: 0-10
-    warning: bool = False
+    number: int | None = None  # PAUSE: days (1-60); PAIN/NUMBER: 0-10; None: missing or refused
+    red_flag: RedFlag | None = None  # which red flag (WARNING, or STOP with one)
+    symptom: bool = False  # an ordinary symptom is mentioned: the clinic should read it
+    delay: Later | None = None  # SNOOZE with a time given; None: the usual delay
+    error: OutOfRange | None = None  # PAUSE/PAIN with a number out of range
     comment: bool = False  # more was said than the command: the clinic should read it
     exact_keyword: str | None = None  # "STOP", "YES"…: the whole message, as Twilio sees it
+
+    @property
+    def warning(self) -> bool:
+        """A red flag: pause the patient and alert the clinic, whatever the command."""
+        return self.red_flag is not None
+
+    @property
+    def reading(self) -> str:
+        """The reading in one word, with its detail: "done", "pause:7", "snooze:60",
+        "pain:out_of_range", "stop+warning" (the labels of tests/data/replies_corpus.tsv)."""
+        if self.command is Command.STOP and self.warning:
+            return "stop+warning"
+        detail = self._detail()
+        return f"{self.command.value}:{detail}" if detail else self.command.value
+
+    def _detail(self) -> str | None:
+        if self.error is not None:
+            return "out_of_range"
+        if self.number is not None:
+            return str(self.number)
+        return self.delay.label if self.delay is not None else None
 
 
 # --- normalizing ---------------------------------------------------------------------------
 
-DONE_EMOJI = frozenset("✅✔☑✓👍👌💪🆗🙌👏💯🏋🤸🧘🚶")
+DONE_EMOJI = frozenset("✅✔☑✓💪🏋🤸🧘🚶")
+ACK_EMOJI = frozenset("👍👌🆗🙏🙌👏💯🤙")
 STOP_EMOJI = frozenset("🛑⛔🚫")
 APOSTROPHES = "'’‘ʼ`´"  # noqa: RUF001 - the curly ones are exactly what phones send
 CLAUSE_BREAK = re.compile(r"[.,;!?¡¿\n\r]+|\s-\s|\s+(?:but|pero)\s+")
@@ -93,10 +170,12 @@ NUMBER_WORDS = {
     **dict.fromkeys(("nine", "nueve"), 9),
     **dict.fromkeys(("ten", "diez"), 10),
 }
-NUM = r"(\d{1,3}|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + ")"
+NUM = r"(\d{1,6}|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + ")"
 # "4/10", "4 out of 10", "4 de 10": the scale says nothing the number does not.
 SCALE = re.compile(r"(\d{1,2})\s*(?:/|out of|outta|of|de)\s*10\b", re.IGNORECASE)
 DECIMAL = re.compile(r"\b(\d{1,2})[.,](\d)\b")
+# A sign in front of a number ("PAUSE -1") is kept as a word, so that it can be refused.
+MINUS = re.compile(r"(?<![\w.])[-−–](?=\d)")  # noqa: RUF001 - the dashes phones send
 JOINED = (
     (re.compile(r"\bopt(?:ing)? ?out\b"), "optout"),
     (re.compile(r"\bstop all\b"), "stopall"),
@@ -105,13 +184,19 @@ JOINED = (
 )
 
 
+def _emoji_word(ch: str) -> str:
+    if ch in DONE_EMOJI:
+        return " done "
+    if ch in ACK_EMOJI:
+        return " ok "
+    return " stop " if ch in STOP_EMOJI else ch
+
+
 def _fold(text: str) -> str:
     """Lower case, accents gone, emoji that mean something turned into words, apostrophes
     dropped ("don't" -> "dont"), every other symbol a space."""
     text = unicodedata.normalize("NFKC", text[:MAX_CHARS])
-    text = "".join(
-        " done " if ch in DONE_EMOJI else " stop " if ch in STOP_EMOJI else ch for ch in text
-    )
+    text = "".join(_emoji_word(ch) for ch in text)
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.casefold()
@@ -136,7 +221,7 @@ def _decimal(match: re.Match[str]) -> str:
 def normalize(text: str) -> tuple[str, list[str]]:
     """The whole message as words, and its sentences (clauses) as words, empty ones dropped."""
     folded = SCALE.sub(r"\1", _fold(text))
-    folded = DECIMAL.sub(_decimal, folded)
+    folded = MINUS.sub(" minus ", DECIMAL.sub(_decimal, folded))
     clauses = [_words(part) for part in CLAUSE_BREAK.split(folded)]
     return _words(folded), [clause for clause in clauses if clause]
 
@@ -148,98 +233,7 @@ def _number(word: str) -> int | None:
 
 
 def _alternation(words: Iterable[str]) -> str:
-    return "(?:" + "|".join(sorted(words, key=len, reverse=True)) + ")"
-
-
-# --- warning signs -------------------------------------------------------------------------
-
-LOWER_BODY = _alternation(
-    (
-        *("legs?", "thighs?", "inner thighs?", "feet", "foot", "knees?", "calf", "calves"),
-        *("toes?", "groin", "buttocks?", "butt", "bottom", "crotch", "genitals?", "privates?"),
-        *("private area", "private parts", "saddle", "perineum", "bum", "backside"),
-        *("piernas?", "pies?", "muslos?", "rodillas?", "ingle", "entrepierna", "gluteos?"),
-        *("nalgas?", "genitales?", "zona intima", "partes intimas", "pantorrillas?"),
-    )
-)
-NUMB = _alternation(
-    (
-        *(r"numb\w*", "no feeling", "cant feel", "cannot feel", "can not feel", "lost feeling"),
-        *("loss of feeling", "losing feeling", "lost sensation", "loss of sensation"),
-        *("no sensation", r"adormec\w*", r"entumec\w*", r"entumid\w*", r"dormid[oa]s?"),
-        *("sin sensibilidad", "no siento", "perdi la sensibilidad", "sin sensacion"),
-    )
-)
-WEAK = _alternation(
-    (
-        *(r"weak\w*", "gave out", "gave way", "giving out", "giving way", "give out"),
-        *("give way", r"buckl\w*", r"collaps\w*", "cant move", "cannot move", "can not move"),
-        *("cant lift", "cannot lift", "unable to move", "wont hold me", "dont hold me"),
-        *(r"debil\w*", "flojas?", "flojedad", "se me doblan", "no me responden"),
-        *("no puedo mover", "no responden", "no me sostienen"),
-    )
-)
-SEVERE = _alternation(
-    (
-        *("severe", "sever", "sudden", "suddenly", "unbearable", "excruciating", "extreme"),
-        *("intense", "worst", "agonizing", "agonising", "intolerable", "terrible", "horrible"),
-        *("horrendous", "crippling", "debilitating", "awful", "insane", "really bad", "very bad"),
-        *("fuerte", "muy fuerte", "intenso", "intensa", "severo", "severa", "insoportable"),
-        *("terrible", "horrible", "repentino", "repentina", "subito", "subita", "extremo"),
-        *("extrema", "espantoso", "atroz", "de repente", "muy malo"),
-    )
-)
-PAIN_WORD = r"(?:pain|pains|ache|aching|hurts?|hurting|dolor|dolores|duele)"
-GAP = r"(?:\s+\w+){0,3}\s+"  # up to three words between the two halves of a phrase
-NEGATED = re.compile(
-    rf"\b(?:not|no|isnt|wasnt|without|nothing|none|nada|sin)\s+(?:so\s+|that\s+|too\s+|very\s+|"
-    rf"as\s+|more\s+|any\s+|muy\s+|tan\s+)?(?:{SEVERE}|numb\w*|weak\w*)\b"
-)
-WARNING_PATTERNS = tuple(
-    re.compile(pattern)
-    for pattern in (
-        # New numbness or weakness in the legs, or numbness where one sits ("saddle").
-        rf"\b{NUMB}\b(?:\s+\w+){{0,5}}\s+{LOWER_BODY}\b",
-        rf"\b{LOWER_BODY}\b(?:\s+\w+){{0,5}}\s+{NUMB}\b",
-        rf"\b{WEAK}\b(?:\s+\w+){{0,5}}\s+{LOWER_BODY}\b",
-        rf"\b{LOWER_BODY}\b(?:\s+\w+){{0,5}}\s+{WEAK}\b",
-        r"\b(?:foot drop|drop foot|dragging my (?:foot|leg)|arrastro (?:el pie|la pierna))\b",
-        # Loss of bladder or bowel control.
-        r"\bincontinen\w*",
-        r"\b(?:lost|losing|lose|loss|no|cant|cannot|can not)(?:\s+\w+){0,3}\s+"
-        r"(?:bladder|bowels?)\b",
-        r"\b(?:bladder|bowels?)(?:\s+\w+){0,2}\s+(?:control|accidents?|leak\w*|problems?|issues?)\b",
-        r"\b(?:cant|cannot|can not|unable to|trouble|difficulty|hard to|struggling to|problems?)"
-        r"(?:\s+\w+){0,2}\s+(?:pee|peeing|urinat\w*|pass urine|poop|pooping|hold (?:it|my pee))\b",
-        r"\b(?:wet|wetting|peed|pooped|soiled|pissed|messed|shit)\s+(?:myself|my self|my pants|"
-        r"the bed|my bed)\b",
-        r"\bhad an accident\b",
-        r"\bleak\w*\s+(?:urine|pee)\b",
-        r"\bno puedo (?:orinar|hacer pipi|hacer del bano|evacuar|defecar|retener)\b",
-        r"\b(?:perdi|pierdo|perdida de|perdida del)\s+(?:el\s+)?control\b",
-        r"\bme (?:orine|hice pipi|hice popo|hice encima)\b",
-        r"\bdificultad (?:para|al) orinar\b",
-        # Severe or sudden pain.
-        rf"\b{SEVERE}{GAP}{PAIN_WORD}\b",
-        rf"\b{SEVERE}\s+{PAIN_WORD}\b",
-        rf"\b{PAIN_WORD}{GAP}{SEVERE}\b",
-        rf"\b{PAIN_WORD}\s+{SEVERE}\b",
-        # Falls.
-        r"\bfell\b(?!\s+(?:asleep|behind|for|apart|through|short|in love|off the wagon|out of))",
-        r"\bfallen\b(?!\s+(?:asleep|behind|apart|through|off the wagon))",
-        r"\b(?:had|took|have had|suffered)\s+a\s+(?:\w+\s+)?(?:fall|tumble|spill)\b",
-        r"\b(?:keep|kept|been|i am|im)\s+falling\b(?!\s+(?:asleep|behind|apart))",
-        r"\bfalling down\b",
-        r"\bme (?:cai|he caido|caigo)\b",
-        r"\b(?:una|la|tuve|sufri)\s+caida\b",
-    )
-)
-
-
-def has_warning_sign(words: str) -> bool:
-    """Whether normalized words mention a warning sign (see the module docstring)."""
-    plain = NEGATED.sub(" ", words)
-    return any(pattern.search(plain) for pattern in WARNING_PATTERNS)
+    return "(?:" + "|".join(sorted(set(words), key=len, reverse=True)) + ")"
 
 
 # --- opting out ----------------------------------------------------------------------------
@@ -290,13 +284,14 @@ STOP_PHRASES = tuple(
         rf"\b(?:dont|do not|no longer)\s+want\s+(?:(?:any|anymore|more|these|the|your|this)\s+)*"
         rf"{MESSAGES}\b",
         r"\b(?:remove|delete|take)\s+(?:me|my number|this number)\s+(?:from|off)\b",
+        r"\b(?:remove|delete)\s+(?:my|this)\s+(?:phone\s+)?number$",
         r"\bleave me alone\b",
         r"\bwrong number\b",
         r"\bnot interested\b",
         r"\brevoke\b",
         r"\bno me (?:escriba|escribas|escriban|envie|envies|envien|mande|mandes|manden|contacte|"
         r"contactes|contacten|moleste|molestes|molesten)\b",
-        r"\b(?:deja|dejen|deje|dejar)\s+de\s+(?:escribir|enviar|mandar|molestar|contactar)",
+        r"\b(?:deja|dejen|deje|dejar)\s+de\s+(?:escribir|enviar|mandar|molestar|contactar|recibir)",
         r"\b(?:darme|dame|denme|deme)\s+de\s+baja\b",
         r"\bno mas\s+(?:mensajes|textos|recordatorios|sms)\b",
         r"\b(?:ya\s+)?no\s+quiero\s+(?:mas\s+)?(?:mensajes|textos|recordatorios)\b",
@@ -312,6 +307,33 @@ def is_opt_out(words: str, clauses: list[str]) -> bool:
     return any(pattern.search(words) for pattern in STOP_PHRASES)
 
 
+# --- leaving the program in other words -------------------------------------------------
+
+PROGRAM = r"(?:program|programme|programa|therapy|terapia|pt|home program)"
+QUIT_WISH = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"\b(?:quit|quitting|leave|leaving|exit|drop out of|dropping out of|get out of|"
+        r"withdraw from|unenroll from|through with)\s+(?:(?:this|the|my|these|your|whole)\s+)*"
+        rf"(?:{PROGRAM}|exercises?|routine)\b",
+        r"\b(?:done with|finished with|cancel|end|stop)\s+(?:(?:this|the|my|your|whole)\s+)*"
+        rf"{PROGRAM}\b",
+        r"\b(?:i give up|im giving up|i am giving up|i want out|i wanna quit|i want to quit)\b",
+        r"\bi\s+(?:dont|do not|no longer)\s+(?:want|wanna)\s+(?:to\s+)?(?:do this|do these|do it|"
+        r"continue|keep going|keep doing|be in)\b",
+        r"\b(?:can|could|may|how do|how can)\s+i\s+(?:quit|leave the program|drop out|unenroll)\b",
+        r"\b(?:quiero|quisiera|me quiero|voy a)\s+(?:dejar|salir\w*|abandonar|retirar\w*)\b",
+        r"\b(?:ya\s+)?no\s+quiero\s+(?:hacer|seguir|continuar)\b",
+        r"\b(?:me rindo|me salgo del programa)\b",
+    )
+)
+
+
+def is_quit_wish(words: str) -> bool:
+    """Whether the person says, in other words than STOP, that they want to leave."""
+    return any(pattern.search(words) for pattern in QUIT_WISH)
+
+
 # --- the other commands --------------------------------------------------------------------
 
 FILLER_WORDS = (
@@ -320,6 +342,10 @@ FILLER_WORDS = (
     *("lol", "haha", "hi", "hey", "hello", "hola", "coach", "doc", "ahora"),
 )
 FILLER = _alternation(FILLER_WORDS)
+GREETING = re.compile(
+    rf"(?:{FILLER}\s+)*(?:hi|hello|hey|hola|good morning|good afternoon|good evening|morning|"
+    rf"buenos dias|buenas tardes|buenas noches|buenas|buen dia)(?:\s+{FILLER})*"
+)
 
 
 def _clause(core: str) -> re.Pattern[str]:
@@ -334,38 +360,96 @@ HELP_CLAUSE = _clause(
     r"help|help me|info|information|ayuda|ayudame|informacion|what is this|whats this|"
     r"who is this|whos this|who are you|que es esto|quien es|quien eres|quienes son"
 )
+SIGNED = rf"(?:(?P<minus>minus)\s+)?{NUM}"
 PAUSE_CLAUSE = re.compile(
     rf"(?:(?:please|pls)\s+)?(?:pause|pausa|pausar|pausen|pausame|pause me|hold)"
     rf"(?:\s+(?:for|por|me|messages|mensajes|texts|reminders|recordatorios|it|them|los|"
-    rf"del|de))*(?:\s+{NUM})?(?:\s+(?P<unit>days?|d|dias?|weeks?|wks?|w|semanas?))?"
-    rf"(?:\s+{FILLER})*"
+    rf"del|de))*(?:\s+(?:{SIGNED}|(?P<one>a|an|una|un)))?"
+    rf"(?:\s+(?P<unit>days?|d|dias?|weeks?|wks?|wk|w|semanas?))?(?:\s+{FILLER})*"
 )
 PAIN_FIRST = re.compile(
     rf"(?:my\s+|mi\s+)?(?:pain|dolor)(?:\s+(?:is|level|score|now|today|at|es|de|hoy|nivel|a|"
-    rf"about|around|like|its|esta|en|rating|of))*\s+{NUM}(?:\s+\w+){{0,6}}"
+    rf"about|around|like|its|esta|en|rating|of))*\s+{SIGNED}(?:\s+\w+){{0,6}}"
 )
-PAIN_LAST = re.compile(rf"{NUM}\s+(?:pain|dolor)(?:\s+\w+){{0,4}}")
+PAIN_LAST = re.compile(rf"{SIGNED}\s+(?:pain|dolor)(?:\s+\w+){{0,4}}")
 BARE_NUMBER = re.compile(
     rf"(?:(?:its|it is|i am|im|about|around|maybe|like|a|es|como|un|una|pain|is|score)\s+)*"
     rf"{NUM}(?:\s+{FILLER})*"
 )
-SKIP_CLAUSE = _clause(
-    r"skip|skipped|skipping|skp|skip (?:it|this|this one|that|that one|this time|it today)|"
-    r"saltar|salto|salte|saltare|pass|paso|no|nope|nah|not today|no time|hoy no|no hoy|"
-    r"no puedo|no puedo hoy|no pude|no lo hice|no lo hare|not this time|no gracias|"
-    r"(?:i )?(?:cant|cannot|couldnt|didnt|did not|wont|will not)(?: do it| make it)?(?: today)?|"
-    r"(?:i )?(?:didnt|did not|havent|have not|not) (?:done|do|did)(?: it| them| that| any)?"
+
+SKIP_CORE = (
+    *("skip", "skipped", "skipping", "skp", "skipd", "skiped", "skiping", "skipt"),
+    *("going to skip", "gonna skip", "have to skip", "will skip", "ill skip", "need to skip"),
+    *("forgot", "forget", "forgot to do it", "missed", "missed it", "miss", "olvide", "olvidé"),
+    *("se me olvido", "me olvide", "lo olvide", "se me paso", "saltar", "salto", "salte"),
+    *("saltare", "pass", "paso", "no", "nope", "nah", "not today", "no time", "hoy no"),
+    *("no hoy", "no puedo", "no puedo hoy", "hoy no puedo", "no pude", "no lo hice"),
+    *("no los hice", "no lo hare", "not this time", "no gracias", "didnt get to it"),
+    *("didnt get to them", "didnt have time", "didnt have the time", "no tuve tiempo"),
+    *("cant", "cannot", "couldnt", "didnt", "did not", "wont", "will not", "cant do it"),
+    *("couldnt do it", "couldnt do them", "cant make it", "wont do it", "didnt do it"),
+    *("didnt do them", "did not do it", "did not do them", "havent done", "have not done"),
+    *("not done", "didnt do", "havent done it", "not doing it", "not doing them"),
 )
-SNOOZE_CLAUSE = _clause(
-    r"(?:remind me |recuerdame )?(?:later|l8r|ltr|snooze|in a bit|in a while|in a few|"
-    r"in a minute|in a min|in 30|in 30 min|in 30 minutes|in half an hour|after|afterwards|"
-    r"not now|not right now|busy|im busy|later today|mas tarde|despues|luego|en un rato|"
-    r"ahorita no|ahora no|al rato|ahorita|give me 30|give me a bit|one sec|un momento|"
-    r"not yet|not done yet|todavia no|aun no|no todavia)"
+SKIP_TAIL = (
+    *("it", "this", "that", "one", "them", "this one", "that one", "this time", "tonight"),
+    *("to do it", "to do them", "hacerlo", "hacerlos", "hacerla", "time", "any", "that"),
+    *("oops", "so", "i", "im", "today", "sorry", "yesterday", "ayer", "lo siento"),
 )
+SKIP_WORD = _alternation((*SKIP_CORE, *SKIP_TAIL, *FILLER_WORDS))
+SKIP_CLAUSE = re.compile(
+    rf"(?:(?:{FILLER}|oops|i|im|so)\s+)*{_alternation(SKIP_CORE)}(?:\s+{SKIP_WORD})*"
+)
+
+LATER_LEAD = _alternation(
+    (
+        *("remind me", "recuerdame", "can you remind me", "could you remind me", "ill do it"),
+        *("ill do them", "i will do it", "will do it", "will do", "ill", "i will", "do it"),
+        *("lo hago", "lo hare", "los hago", "maybe", "probably", "text me", "ask me"),
+        *("ill do it", "i can do it", "i ll do it", "im busy", "recuerdamelo"),
+        *(FILLER_WORDS),
+    )
+)
+LATER_WORDS = _alternation(
+    (
+        *("later", "l8r", "ltr", "latr", "snooze", "in a bit", "in a while", "in a few"),
+        *("in a minute", "in a min", "after", "afterwards", "not now", "not right now"),
+        *("busy", "later today", "later tonight", "tonight", "this evening", "after lunch"),
+        *("after dinner", "after work", "mas tarde", "despues", "luego", "en un rato"),
+        *("ahorita no", "ahora no", "al rato", "ahorita", "un momento", "one sec", "not yet"),
+        *("not done yet", "todavia no", "aun no", "no todavia", "at work", "busy at work"),
+        *("driving", "in a meeting", "esta noche", "en la tarde", "trabajando", "manejando"),
+        *("ocupado", "ocupada", r"in \d+", "give me a bit", "give me a minute"),
+        *(r"after (?:my|the) \w+", r"despues de(?:l)? \w+", r"cuando (?:vuelva|llegue|termine)"),
+    )
+)
+HOURS = r"(?:hours?|hrs?|h|horas?)"
+MINUTES = r"(?:minutes?|mins?|min|m|minutos?)"
+IN_TIME = re.compile(
+    rf"(?:in|en|give me|dame|wait)\s+(?:(?P<half>half an?|media)|{NUM}|(?P<one>a|an|una|un))"
+    rf"\s+(?:(?P<hours>{HOURS})|{MINUTES})"
+)
+NEXT_MORNING = _alternation(
+    (
+        *("tomorrow", "tmrw", "tmr", "tomorow", "tommorow", "tommorrow", "tomorrow morning"),
+        *("first thing tomorrow", "in the morning", "manana", "manana temprano"),
+        *("manana por la manana", "tomorrow am", "in the am", "tmrw morning"),
+    )
+)
+LATER_TAIL = _alternation(
+    (
+        *FILLER_WORDS,
+        *("lo hago", "los hago", "i promise", "ok", "then", "instead", "pls", "sorry"),
+    )
+)
+SNOOZE_CLAUSE = re.compile(
+    rf"(?:{LATER_LEAD}\s+)*(?:(?P<time>{IN_TIME.pattern})|(?P<morning>{NEXT_MORNING})|"
+    rf"{LATER_WORDS})(?:\s+{LATER_TAIL})*"
+)
+
 DONE_WORDS = (
     *("done", "did", "finished", "finish", "completed", "complete", "dun", "doen", "dne"),
-    *("donee", "d0ne", "donr", "donw", "dobe", "dome", "finito", "listo", "lista"),
+    *("donee", "d0ne", "donr", "donw", "dobe", "dnoe", "odne", "finito", "listo", "lista"),
     *("listos", "listas", "hecho", "hecha", "hechos", "terminado", "terminada", "termine"),
     *("terminamos", "completado", "completada", "hice", "acabe"),
 )
@@ -378,56 +462,121 @@ DONE_COMPANIONS = (
     *(r"sets?", "reps", "workout", "program", "session", "position", "posture", "heat", "ice"),
     *("break", "lo", "la", "los", "las", "mis", "el", "todo", "todos", r"ejercicios?"),
     *(r"estiramientos?", "con", "good", "great", "perfect", "well", "woo", "yay", "de"),
+    *("em", "both", "day", "set", r"\d{1,2}", "am", "pm", "too", "done", "right", "now", "w"),
 )
 DONE_WORD = _alternation(DONE_WORDS)
 # One alternation over distinct words: two alternatives matching the same word inside a
 # repetition would make a failing match backtrack exponentially ("ok ok ok … x").
 DONE_OTHER = _alternation(set(DONE_COMPANIONS) | set(AFFIRMATIVES) | set(FILLER_WORDS))
 DONE_CLAUSE = re.compile(rf"(?:{DONE_OTHER}\s+)*{DONE_WORD}(?:\s+(?:{DONE_OTHER}|{DONE_WORD}))*")
-AFFIRMATIVE = _alternation(AFFIRMATIVES)
-YES_CLAUSE = _clause(rf"{AFFIRMATIVE}(?:\s+{AFFIRMATIVE})*")
+# "Did my walk around the block": a DONE and what was done, in the patient's own words.
+DONE_LEAD = re.compile(
+    r"(?:(?:yes|yep|ok|okay|i|just|already|ya|si|and|also)\s+)*"
+    r"(?:did|finished|completed|done|hice|termine|acabe|complete)\s+"
+    r"(?:my|the|all|both|mis|los|las|el|la|them|todos?)\b"
+)
+ACK_CLAUSE = _clause(
+    _alternation(
+        (
+            *AFFIRMATIVES,
+            *("thanks", "thank you", "thank you so much", "thank u", "thx", "ty", "tysm"),
+            *("got it", "will do", "sounds good", "noted", "cool", "great", "perfect", "nice"),
+            *("on it", "okie dokie", "okey", "okie", "ok i will", "i will", "alright"),
+            *("all right", "roger", "understood", "good", "great thanks", "vale", "claro"),
+            *("de acuerdo", "entendido", "gracias", "muchas gracias", "perfecto", "bueno"),
+            *("okay thank you", "ok thank you", "si gracias", "mil gracias", "ok ok", "gotcha"),
+            *("thanks for the reminder", "thanks for the reminders", "yes maam", "yes sir"),
+            *("de nada", "gracias por el recordatorio", "gracias por recordarme"),
+        )
+    )
+)
 ONLY_FILLER = re.compile(rf"{FILLER}(?:\s+{FILLER})*")
 
 
-def _in_range(value: int | None, allowed: range) -> int | None:
-    return value if value is not None and value in allowed else None
+def _out_of_range(value: int, allowed: range) -> Reply | None:
+    return None if value in allowed else Reply(Command.OTHER, error=OutOfRange(value, allowed))
 
 
-def _pause_days(match: re.Match[str]) -> int | None:
-    amount = _number(match[1]) if match[1] else None
-    if amount is None:
+def _checked(command: Command, value: int | None, allowed: range, *, minus: bool) -> Reply:
+    """The command with its number, or with ``error`` when the number is signed or out of
+    range (the patient is told the range; "PAUSE -1" never pauses for a day)."""
+    if value is None:
+        return Reply(command)
+    given = -value if minus else value
+    if minus or given not in allowed:
+        return Reply(command, error=OutOfRange(given, allowed))
+    return Reply(command, number=given)
+
+
+def _pause(match: re.Match[str]) -> Reply:
+    unit = match["unit"]
+    amount = _number(match[2]) if match[2] else (1 if match["one"] and unit else None)
+    days = amount * 7 if amount is not None and unit and unit[0] in "ws" else amount
+    return _checked(Command.PAUSE, days, PAUSE_DAYS, minus=bool(match["minus"]))
+
+
+def _pain(match: re.Match[str]) -> Reply:
+    return _checked(Command.PAIN, _number(match[2]), PAIN_SCALE, minus=bool(match["minus"]))
+
+
+def _delay(match: re.Match[str]) -> Later | None:
+    if match["morning"]:
+        return Later(LaterKind.NEXT_MORNING)
+    time = IN_TIME.fullmatch(match["time"] or "")
+    if time is None:
         return None
-    unit = match["unit"] or "d"
-    days = amount * 7 if unit[0] in "ws" else amount
-    return _in_range(days, PAUSE_DAYS)
+    amount = 0.5 if time["half"] else 1 if time["one"] else _number(time[2]) or 0
+    minutes = int(amount * 60) if time["half"] or time["hours"] else int(amount)
+    return Later(LaterKind.MINUTES, minutes) if minutes in LATER_MINUTES else None
 
 
-def _classify(clause: str) -> Reply | None:
+def _classify(clause: str, *, question: bool = False) -> Reply | None:
     """The command one clause gives, or None when it is not one."""
     if START_CLAUSE.fullmatch(clause):
         return Reply(Command.START)
     if HELP_CLAUSE.fullmatch(clause):
         return Reply(Command.HELP)
     if match := PAUSE_CLAUSE.fullmatch(clause):
-        return Reply(Command.PAUSE, number=_pause_days(match))
+        return _pause(match)
     if (match := PAIN_FIRST.fullmatch(clause)) or (match := PAIN_LAST.fullmatch(clause)):
-        score = _in_range(_number(match[1]), PAIN_SCALE)
-        return Reply(Command.PAIN, number=score) if score is not None else None
+        return _pain(match)
     if match := BARE_NUMBER.fullmatch(clause):
-        score = _in_range(_number(match[1]), PAIN_SCALE)
-        return Reply(Command.NUMBER, number=score) if score is not None else None
-    return _classify_answer(clause)
+        score = _number(match[1])
+        return Reply(Command.NUMBER, number=score) if score in PAIN_SCALE else None
+    return _classify_answer(clause, question=question)
 
 
-def _classify_answer(clause: str) -> Reply | None:
+def _classify_answer(clause: str, *, question: bool) -> Reply | None:
     # SKIP before DONE: "didnt do it" holds "do" and "it" but is no DONE.
     if SKIP_CLAUSE.fullmatch(clause):
         return Reply(Command.SKIP)
-    if SNOOZE_CLAUSE.fullmatch(clause):
-        return Reply(Command.SNOOZE)
-    if DONE_CLAUSE.fullmatch(clause) or YES_CLAUSE.fullmatch(clause):
+    if match := SNOOZE_CLAUSE.fullmatch(clause):
+        return Reply(Command.SNOOZE, delay=_delay(match))
+    if DONE_CLAUSE.fullmatch(clause) or clause == "ya":
         return Reply(Command.DONE)
-    return None
+    if not question and DONE_LEAD.match(clause):
+        return Reply(Command.DONE)
+    return Reply(Command.ACK) if ACK_CLAUSE.fullmatch(clause) else None
+
+
+def _leads_in(clause: str, reading: Reply | None) -> bool:
+    """A greeting or an acknowledgement in front of the command ("hi, done", "ok, skip")."""
+    if reading is None:
+        return bool(GREETING.fullmatch(clause) or ONLY_FILLER.fullmatch(clause))
+    return reading.command is Command.ACK
+
+
+def _first_reading(clauses: list[str], *, question: bool) -> tuple[Reply | None, int]:
+    """The reading of the first clause that says something, and its index."""
+    for index, clause in enumerate(clauses):
+        reading = _classify(clause, question=question)
+        following = clauses[index + 1] if index + 1 < len(clauses) else None
+        if following is not None and _leads_in(clause, reading):
+            after = _classify(following, question=question)
+            if after is not None and after.command is not Command.ACK:
+                continue
+        return reading, index
+    return None, 0
 
 
 def _has_comment(first: Reply, rest: list[str]) -> bool:
@@ -436,7 +585,7 @@ def _has_comment(first: Reply, rest: list[str]) -> bool:
         if ONLY_FILLER.fullmatch(clause):
             continue
         again = _classify(clause)
-        if again is None or again.command is not first.command:
+        if again is None or again.command not in {first.command, Command.ACK}:
             return True
     return False
 
@@ -446,28 +595,39 @@ def _exact_keyword(text: str) -> str | None:
     return word if word in TWILIO_KEYWORDS else None
 
 
+def _read(words: str, clauses: list[str], *, question: bool) -> Reply | None:
+    """The command the message gives, with ``comment`` set; None when it gives none."""
+    first, index = _first_reading(clauses, question=question)
+    if first is None:
+        # The whole message may be a command its punctuation split ("pain: 5, maybe 6").
+        return _classify(words, question=question)
+    return dataclasses.replace(first, comment=_has_comment(first, clauses[index + 1 :]))
+
+
+def _with_symptom(reply: Reply | None, *, symptom: bool) -> Reply:
+    """An acknowledgement that mentions a symptom is a symptom report ("ok, my back hurts")."""
+    if reply is None or (symptom and reply.command is Command.ACK):
+        command = Command.SYMPTOM if symptom else Command.OTHER
+        return Reply(command, symptom=symptom, comment=True)
+    # A pain score names the pain it scores; that is no further symptom.
+    scored = reply.command in {Command.PAIN, Command.NUMBER}
+    return dataclasses.replace(reply, symptom=symptom and not scored)
+
+
 def parse_reply(text: str) -> Reply:
     """What the message asks for. Never raises, whatever the text."""
     words, clauses = normalize(text)
-    warning = has_warning_sign(words)
+    flag = red_flag(words, clauses)
     keyword = _exact_keyword(text)
     if is_opt_out(words, clauses):
-        return Reply(Command.STOP, warning=warning, exact_keyword=keyword)
-    if warning:
-        return Reply(Command.WARNING, warning=True, comment=True, exact_keyword=keyword)
+        return Reply(Command.STOP, red_flag=flag, exact_keyword=keyword)
+    if flag is not None:
+        return Reply(Command.WARNING, red_flag=flag, comment=True, exact_keyword=keyword)
     if not clauses:
         # "?" alone asks what this is; an empty message (a picture) says nothing.
         return Reply(Command.HELP if "?" in text else Command.OTHER, exact_keyword=keyword)
-    first = _classify(clauses[0])
-    if first is None:
-        # The whole message may be a command its punctuation split ("pain: 5, maybe 6").
-        whole = _classify(words)
-        if whole is None:
-            return Reply(Command.OTHER, comment=True, exact_keyword=keyword)
-        return Reply(whole.command, number=whole.number, exact_keyword=keyword)
-    return Reply(
-        first.command,
-        number=first.number,
-        comment=_has_comment(first, clauses[1:]),
-        exact_keyword=keyword,
-    )
+    if is_quit_wish(words):
+        return Reply(Command.QUIT_HELP, comment=True, exact_keyword=keyword)
+    reply = _read(words, clauses, question="?" in text)
+    reply = _with_symptom(reply, symptom=has_symptom(words))
+    return dataclasses.replace(reply, exact_keyword=keyword)

@@ -11,8 +11,9 @@ from typer.testing import CliRunner, Result
 
 import service.cli  # noqa: F401 - registers every command group on the root app
 from service.cli.app import app
+from service.enrollment import optouts
 from service.enrollment.clinics import add_clinic
-from service.models import Patient, Reminder, ReminderStatus
+from service.models import Channel, Patient, Reminder, ReminderStatus
 from tests.conftest import Database
 
 PATIENT_FIELDS = {
@@ -99,7 +100,8 @@ def test_enroll_json_is_the_patient(clinics: Database) -> None:
 
     assert result.exit_code == 0, result.output
     patient = json.loads(result.stdout)
-    assert set(patient) == PATIENT_FIELDS
+    assert set(patient) == PATIENT_FIELDS | {"opted_out"}
+    assert patient["opted_out"] == []
     assert patient["clinic"] == "back-clinic"
     assert (patient["phone"], patient["email"], patient["channel"]) == (
         "+13125550100",
@@ -113,6 +115,32 @@ def test_enroll_json_is_the_patient(clinics: Database) -> None:
     )
     assert patient["consent"]["method"] == "recorded by clinic at enrollment"
     assert patient["consent"]["recorded_by"].startswith("cli:")
+
+
+def opt_out(db: Database, address: str, channel: Channel = Channel.SMS) -> None:
+    with db.sessions() as session, session.begin():
+        optouts.opt_out(
+            session=session, address=address, channel=channel, source="sms_keyword", actor="t"
+        )
+
+
+def test_enrolling_a_number_that_opted_out_says_nothing_will_reach_it(clinics: Database) -> None:
+    opt_out(clinics, "+13125550100")
+
+    result = enroll(clinics)
+
+    assert result.exit_code == 0, result.output
+    assert "+13125550100 is on the opt-out ledger" in result.stderr
+    assert "nothing will be sent by sms until the patient texts START" in result.stderr
+
+
+def test_enroll_json_lists_the_channels_on_the_opt_out_ledger(clinics: Database) -> None:
+    opt_out(clinics, "ana@example.com", Channel.EMAIL)
+
+    result = enroll(clinics, "--json", "--email", "Ana@Example.com", "--channel", "both")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["opted_out"] == ["email"]
 
 
 def test_enrolling_the_same_phone_again_is_explained_with_exit_code_1(clinics: Database) -> None:

@@ -11,8 +11,10 @@ from typer.testing import CliRunner, Result
 import service.cli  # noqa: F401 - registers every command group on the root app
 from service.cli.app import app
 from service.cli.preview import local_midnight
+from service.enrollment import optouts
 from service.enrollment.clinics import add_clinic
 from service.enrollment.patients import EnrollmentRequest, enroll
+from service.models import Channel, Patient, PatientStatus
 from tests.conftest import Database
 
 
@@ -143,3 +145,38 @@ def test_a_time_repeated_by_fall_back_fires_once(committed_db: Database) -> None
     assert result.exit_code == 0, result.output
     on_the_7th = [e for e in json.loads(result.stdout) if e["local_time"][:10] == "2027-11-07"]
     assert [e["local_time"] for e in on_the_7th] == ["2027-11-07T01:30:00-04:00"]
+
+
+def test_preview_says_why_nothing_would_go_out(committed_db: Database, patient_id: str) -> None:
+    with committed_db.sessions() as session, session.begin():
+        optouts.opt_out(
+            session=session,
+            address="+13125550100",
+            channel=Channel.SMS,
+            source="sms_keyword",
+            actor="t",
+        )
+
+    result = run(committed_db, patient_id, "--from", "2026-12-01", "--days", "2", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []
+    assert "nothing would go out" in result.stderr
+    assert "+13125550100 is on the opt-out ledger" in result.stderr
+    assert "until the patient texts START" in result.stderr
+
+
+def test_preview_of_a_patient_paused_by_a_warning_sign_says_so(
+    committed_db: Database, patient_id: str
+) -> None:
+    result_before = run(committed_db, patient_id, "--from", "2026-12-01", "--days", "1")
+    assert "nothing would go out" not in result_before.stderr
+    with committed_db.sessions() as session, session.begin():
+        patient = session.get(Patient, int(patient_id))
+        assert patient is not None
+        patient.status, patient.paused_until = PatientStatus.PAUSED, None
+
+    result = run(committed_db, patient_id, "--from", "2026-12-01", "--days", "1")
+
+    assert result.exit_code == 0, result.output
+    assert "nothing would go out: paused until the clinic resumes them" in result.stderr

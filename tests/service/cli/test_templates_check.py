@@ -155,3 +155,51 @@ def test_an_email_without_its_unsubscribe_link_is_reported(templates: Path) -> N
     assert check_templates(templates_dir=templates) == [
         Problem("email/en/reengage/body.html", "no unsubscribe link")
     ]
+
+
+@pytest.mark.parametrize("locale", ["en", "es"])
+@pytest.mark.parametrize("message", ["welcome", "help"])
+def test_a_welcome_or_help_without_the_rates_notice_is_reported(
+    templates: Path, locale: str, message: str
+) -> None:
+    notice = {
+        "en": "Msg & data rates may apply",
+        "es": "Pueden aplicar tarifas de mensajes y datos",
+    }
+    edit(templates, f"sms/{locale}/{message}.txt", notice[locale] + ". ", "")
+    assert check_templates(templates_dir=templates) == [
+        Problem(f"sms/{locale}/{message}.txt", f"does not say {notice[locale]!r}")
+    ]
+
+
+def test_a_help_without_the_frequency_or_the_clinic_is_reported(templates: Path) -> None:
+    edit(templates, "sms/es/help.txt", ", hasta {{ per_day }} mensajes al dia", "")
+    edit(templates, "sms/en/help.txt", "{{ clinic_name }} home", "Home")
+    assert check_templates(templates_dir=templates) == [
+        Problem("sms/en/help.txt", "does not name the clinic (the program's sender)"),
+        Problem("sms/es/help.txt", "does not say how many messages a day (per_day)"),
+    ]
+
+
+def test_a_help_without_help_is_reported(templates: Path) -> None:
+    edit(templates, "sms/en/help.txt", ", HELP for help", "")
+    assert check_templates(templates_dir=templates) == [
+        Problem("sms/en/help.txt", "does not mention the reply word HELP")
+    ]
+
+
+def test_a_welcome_may_take_two_segments_but_not_three(templates: Path) -> None:
+    edit(templates, "sms/en/welcome.txt", "Msg & data", "Welcome aboard. " * 10 + "Msg & data")
+    [problem] = check_templates(templates_dir=templates)
+    assert problem.template == "sms/en/welcome.txt"
+    assert "3 segments" in problem.message
+    assert "the welcome may take 2" in problem.message
+
+
+def test_a_locale_without_a_rates_notice_is_reported(templates: Path) -> None:
+    shutil.copytree(templates / "sms" / "en", templates / "sms" / "fr")
+    problems = check_templates(templates_dir=templates)
+    assert (
+        Problem("sms/fr/welcome.txt", "no rates notice for locale 'fr' in rendering.RATES_NOTICE")
+        in problems
+    )

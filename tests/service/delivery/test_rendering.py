@@ -175,16 +175,57 @@ def test_pause_ack_counts_days_in_both_languages() -> None:
 
 
 def test_warning_sign_reply_points_to_the_clinician_and_emergency_services() -> None:
-    text = sms("warning_sign", first_name="Ana", clinic_phone="+1 312-555-0100")
+    text = sms(
+        "warning_sign", first_name="Ana", clinic_phone="+1 312-555-0100", emergency_number="911"
+    )
     assert "+1 312-555-0100" in text
     assert "911" in text
     assert "paused" in text
 
 
-def test_welcome_names_clinic_frequency_help_and_stop() -> None:
-    text = sms("welcome", first_name="Ana", clinic_name="Lakeshore PT", per_day=6)
-    for part in ("Lakeshore PT", "6", "HELP", "STOP"):
-        assert part in text
+@pytest.mark.parametrize("locale", ["en", "es"])
+def test_warning_sign_gives_the_emergency_number_it_is_told(locale: str) -> None:
+    text = sms(
+        "warning_sign",
+        locale,
+        first_name="Ana",
+        clinic_phone="+44 20 7946 0000",
+        emergency_number="999",
+    )
+    assert "999" in text
+    assert "911" not in text
+
+
+@pytest.mark.parametrize("locale", ["en", "es"])
+def test_welcome_and_help_carry_what_carriers_require(locale: str) -> None:
+    notice = {
+        "en": "Msg & data rates may apply",
+        "es": "Pueden aplicar tarifas de mensajes y datos",
+    }
+    for message in ("welcome", "help"):
+        text = sms(message, locale, first_name="Ana", per_day=6, **CLINIC)
+        for part in ("Lakeshore PT", "6", notice[locale], "STOP"):
+            assert part in text, (message, part)
+        assert ("HELP" if locale == "en" else "AYUDA") in text
+        assert segment_count(text) <= 2
+
+
+@pytest.mark.parametrize(
+    ("locale", "command", "low", "high", "says"),
+    [
+        ("en", "pause", 1, 60, "from 1 to 60"),
+        ("en", "pain", 0, 10, "from 0 (no pain) to 10"),
+        ("es", "pause", 1, 60, "de 1 a 60"),
+        ("es", "pain", 0, 10, "de 0 (sin dolor) a 10"),
+    ],
+)
+def test_out_of_range_answer_states_the_range_in_one_segment(
+    locale: str, command: str, low: int, high: int, says: str
+) -> None:
+    text = sms("out_of_range", locale, first_name="Ana", command=command, low=low, high=high)
+    assert says in text
+    assert "\n" not in text
+    assert segment_count(text) == 1
 
 
 def test_smart_punctuation_in_the_context_is_normalized_for_sms() -> None:

@@ -119,3 +119,35 @@ def test_time_zones_are_iana_names_and_not_file_paths() -> None:
     for name in ("../../etc/passwd", "", "EST5EDT/x"):
         with pytest.raises(ValueError, match="unknown time zone"):
             valid_timezone(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("EST", "America/New_York"),
+        ("EST5EDT", "America/New_York"),
+        ("US/Eastern", "America/New_York"),
+        ("PST8PDT", "America/Los_Angeles"),
+        ("CET", "Europe/Paris"),
+        ("MST", "America/Denver"),
+        ("PST", "America/Los_Angeles"),  # not a zone name at all, but what people write
+    ],
+)
+def test_abbreviations_and_aliases_are_refused_with_the_region_to_use(
+    name: str, suggestion: str
+) -> None:
+    with pytest.raises(ValueError, match=suggestion):
+        valid_timezone(name)
+
+
+@pytest.mark.parametrize("name", ["Etc/GMT+5", "UTC", "GMT0"])
+def test_fixed_offsets_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="not a region name"):
+        valid_timezone(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["America/New_York", "Europe/Paris", "Asia/Tokyo", "America/Argentina/Buenos_Aires"]
+)
+def test_region_names_are_accepted(name: str) -> None:
+    assert valid_timezone(name) == name

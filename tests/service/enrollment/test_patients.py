@@ -188,6 +188,8 @@ def test_tuning_changes_the_plan_for_this_patient_only(session: Session, clinic:
         ({"phone": None, "email": None}, "channel", "a phone number or an email address"),
         ({"email": "ana@"}, "email", "email 'ana@' is not a valid address"),
         ({"timezone": "Mars/Olympus_Mons"}, "timezone", "unknown time zone 'Mars/Olympus_Mons'"),
+        # A fixed offset would send a New York patient's reminders an hour off all summer.
+        ({"timezone": "EST"}, "timezone", "not a region name; use one such as America/New_York"),
         ({"wake": "20:00-08:00"}, "wake", "wake window '20:00-08:00' ends before it starts"),
         ({"wake": "09:00-09:00"}, "wake", "ends before it starts"),
         ({"wake": "9am-5pm"}, "wake", "must look like 08:00-20:00"),

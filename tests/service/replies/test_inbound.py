@@ -556,6 +556,30 @@ def test_warning_sign_pauses_and_returns_an_alert_id(
     assert "312-555-0199" in result.reply_text
 
 
+def test_the_warning_answer_gives_the_emergency_number_of_the_clinics_country(
+    session: Session, settings: Settings
+) -> None:
+    clinic = make_clinic(session)
+    clinic.region, clinic.phone, clinic.timezone = "GB", "+442079460000", "Europe/London"
+    patient = make_patient(session, clinic, phone="+447700900123", timezone="Europe/London")
+
+    result = sms(session, settings, patient, "I slipped in the shower")
+
+    assert result.reply_text is not None
+    assert "call 999" in result.reply_text
+    assert "911" not in result.reply_text
+
+
+def test_help_states_the_message_frequency_and_the_rates_notice(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    result = sms(session, settings, patient, "HELP")
+
+    assert result.reply_text is not None
+    assert f"up to {patient.max_per_day} msgs/day" in result.reply_text
+    assert "Msg & data rates may apply" in result.reply_text
+
+
 def test_stop_with_a_warning_sign_does_both(
     session: Session, settings: Settings, patient: Patient
 ) -> None:
@@ -653,3 +677,63 @@ def test_every_reading_has_one_handler_and_one_answer() -> None:
     # A command the parser can return but no table names would fail at the first such text.
     assert set(HANDLERS) == set(Command)
     assert set(ANSWERS) == set(Command)
+
+
+# --- acknowledgements, symptoms, leaving in other words, numbers out of range -------------
+
+
+def test_an_acknowledgement_credits_nothing_and_gets_no_answer(
+    session: Session, settings: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session))
+    reminder = add_reminder(session, patient)
+
+    result = sms(session, settings, patient, "ok 👍 thanks")
+
+    assert result.reply_text is None
+    assert reminder.outcome is None
+    stored = session.scalars(select(InboundMessage)).one()
+    assert (stored.command, stored.needs_attention) == ("ack", False)
+
+
+def test_a_symptom_is_flagged_for_the_clinic_without_a_pause(
+    session: Session, settings: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session))
+
+    result = sms(session, settings, patient, "tingling in my feet again today")
+
+    assert result.reply_text is not None
+    assert "care team" in result.reply_text
+    assert patient.status is PatientStatus.ACTIVE
+    assert result.alert_inbound_id is None
+    assert session.scalars(select(InboundMessage)).one().needs_attention is True
+
+
+def test_wanting_to_quit_in_other_words_is_told_how_to_stop_and_stays_subscribed(
+    session: Session, settings: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session))
+
+    result = sms(session, settings, patient, "I want to quit the program")
+
+    assert result.reply_text is not None
+    assert "reply STOP" in result.reply_text
+    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert session.scalars(select(InboundMessage)).one().needs_attention is True
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"), [("PAUSE -1", "from 1 to 60"), ("PAIN 11", "from 0 (no pain) to 10")]
+)
+def test_a_number_out_of_range_is_refused_with_the_range(
+    session: Session, settings: Settings, body: str, expected: str
+) -> None:
+    patient = make_patient(session, make_clinic(session))
+
+    result = sms(session, settings, patient, body)
+
+    assert result.reply_text is not None
+    assert expected in result.reply_text
+    assert patient.status is PatientStatus.ACTIVE
+    assert session.scalars(select(PainScore)).all() == []

@@ -8,11 +8,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.replies.parser import Command, Reply, parse_reply
+from service.replies.parser import (
+    PAIN_SCALE,
+    PAUSE_DAYS,
+    Command,
+    Later,
+    LaterKind,
+    Reply,
+    parse_reply,
+)
+from service.replies.red_flags import RedFlag
 
 STOP, START, HELP, DONE = Command.STOP, Command.START, Command.HELP, Command.DONE
 SKIP, SNOOZE, PAUSE, PAIN = Command.SKIP, Command.SNOOZE, Command.PAUSE, Command.PAIN
 NUMBER, WARNING, OTHER = Command.NUMBER, Command.WARNING, Command.OTHER
+ACK, SYMPTOM = Command.ACK, Command.SYMPTOM
 
 # (text, command, number)
 REAL_REPLIES: list[tuple[str, Command, int | None]] = [
@@ -70,13 +80,14 @@ REAL_REPLIES: list[tuple[str, Command, int | None]] = [
     ("dejen de escribirme", STOP, None),
     ("darme de baja", STOP, None),
     # ... but a stop word about something else is not an opt-out.
-    ("I can't stop the pain", OTHER, None),
-    ("the pain won't stop", OTHER, None),
+    # (pain that goes on is a symptom for the clinic to read, not a red flag)
+    ("I can't stop the pain", SYMPTOM, None),
+    ("the pain won't stop", SYMPTOM, None),
     ("Please don't stop the reminders, they help", OTHER, None),
     ("cancel my appointment tomorrow", OTHER, None),
     ("Can I stop by the clinic?", OTHER, None),
     ("when should I stop the stretches?", OTHER, None),
-    ("the pain won't go away", OTHER, None),
+    ("the pain won't go away", SYMPTOM, None),
     ("ya no me duele", OTHER, None),
     # Opting back in.
     ("START", START, None),
@@ -109,8 +120,8 @@ REAL_REPLIES: list[tuple[str, Command, int | None]] = [
     ("Done 😊", DONE, None),
     ("✅", DONE, None),
     ("✔️", DONE, None),
-    ("👍", DONE, None),
-    ("👍🏽", DONE, None),
+    ("👍", ACK, None),
+    ("👍🏽", ACK, None),
     ("💪", DONE, None),
     ("did it", DONE, None),
     ("Did it!", DONE, None),
@@ -132,17 +143,18 @@ REAL_REPLIES: list[tuple[str, Command, int | None]] = [
     ("finished the walk", DONE, None),
     ("Doen", DONE, None),
     ("dne", DONE, None),
-    ("yes", DONE, None),
-    ("Yep", DONE, None),
-    ("ok", DONE, None),
-    ("Okay!", DONE, None),
+    # An acknowledgement is not an exercise.
+    ("yes", ACK, None),
+    ("Yep", ACK, None),
+    ("ok", ACK, None),
+    ("Okay!", ACK, None),
     ("LISTO", DONE, None),
     ("listo!", DONE, None),
     ("Hecho", DONE, None),
     ("ya", DONE, None),
     ("ya lo hice", DONE, None),
     ("Terminé", DONE, None),
-    ("sí", DONE, None),
+    ("sí", ACK, None),
     ("Sí, listo", DONE, None),
     # Skip.
     ("SKIP", SKIP, None),
@@ -209,10 +221,10 @@ REAL_REPLIES: list[tuple[str, Command, int | None]] = [
     ("it's a 4", NUMBER, 4),
     ("cinco", NUMBER, 5),
     ("11", OTHER, None),
-    ("pain 15", OTHER, None),
+    ("pain 15", PAIN, None),  # refused: see test_out_of_range_numbers_are_refused
     # Anything else is for the clinic to read.
-    ("thanks", OTHER, None),
-    ("Thank you!", OTHER, None),
+    ("thanks", ACK, None),
+    ("Thank you!", ACK, None),
     ("hello", OTHER, None),
     ("What time is my appointment?", OTHER, None),
     ("Can I do the stretches in bed?", OTHER, None),
@@ -331,6 +343,11 @@ def test_arbitrary_text_never_raises(text: str) -> None:
     assert reply.command in Command
     if reply.number is not None:
         assert reply.command in {PAUSE, PAIN, NUMBER}
+    if reply.error is not None:
+        assert reply.command in {PAUSE, PAIN}
+        assert reply.number is None
+    assert reply.warning is (reply.red_flag is not None)
+    assert reply.command is not WARNING or reply.warning
 
 
 @given(
@@ -353,3 +370,166 @@ def test_long_repetitive_text_parses_quickly(text: str) -> None:
     started = time.perf_counter()
     parse_reply(text)
     assert time.perf_counter() - started < 0.5
+
+
+# --- what the forty real-world replies showed ---------------------------------------
+
+
+@pytest.mark.parametrize("text", ["ok", "yes", "y", "K", "👍 thanks", "Okay 👌", "gracias", "sí"])
+def test_an_acknowledgement_is_ack_never_done(text: str) -> None:
+    assert parse_reply(text).command is ACK
+
+
+@pytest.mark.parametrize("text", ["done 👍", "did it", "listo", "hecho", "ok done", "Sí, listo"])
+def test_words_that_say_it_was_done_stay_done(text: str) -> None:
+    assert parse_reply(text).command is DONE
+
+
+@pytest.mark.parametrize("text", ["skipped it", "I forgot", "missed it", "olvidé", "se me olvidó"])
+def test_forgetting_and_missing_are_skip(text: str) -> None:
+    assert parse_reply(text).command is SKIP
+
+
+@pytest.mark.parametrize(
+    ("text", "delay"),
+    [
+        ("in an hour", Later(LaterKind.MINUTES, 60)),
+        ("in 2 hours", Later(LaterKind.MINUTES, 120)),
+        ("en media hora", Later(LaterKind.MINUTES, 30)),
+        ("remind me in 15 min", Later(LaterKind.MINUTES, 15)),
+        ("tomorrow", Later(LaterKind.NEXT_MORNING)),
+        ("I'll do it tomorrow", Later(LaterKind.NEXT_MORNING)),
+        ("mañana", Later(LaterKind.NEXT_MORNING)),
+        ("maybe later", None),
+        ("in 30 hours", None),  # not a delay a reminder can wait: the usual one
+    ],
+)
+def test_later_carries_the_delay_it_asks_for(text: str, delay: Later | None) -> None:
+    reply = parse_reply(text)
+    assert (reply.command, reply.delay) == (SNOOZE, delay)
+
+
+@pytest.mark.parametrize("text", ["what time is my appointment tomorrow?", "mañana tengo cita"])
+def test_a_day_named_in_a_sentence_is_no_later(text: str) -> None:
+    assert parse_reply(text).command is OTHER
+
+
+@pytest.mark.parametrize(
+    ("text", "days"), [("pause a week", 7), ("pausa una semana", 7), ("pause 2 wks", 14)]
+)
+def test_a_pause_in_weeks_is_counted_in_days(text: str, days: int) -> None:
+    assert (parse_reply(text).command, parse_reply(text).number) == (PAUSE, days)
+
+
+@pytest.mark.parametrize(
+    ("text", "command", "given", "allowed"),
+    [
+        ("PAUSE -1", PAUSE, -1, PAUSE_DAYS),
+        ("pause 0", PAUSE, 0, PAUSE_DAYS),
+        ("pause 1000", PAUSE, 1000, PAUSE_DAYS),
+        ("pausa −2", PAUSE, -2, PAUSE_DAYS),  # noqa: RUF001 - a minus sign, as phones send
+        ("PAIN -3", PAIN, -3, PAIN_SCALE),
+        ("PAIN 11", PAIN, 11, PAIN_SCALE),
+        ("dolor 15", PAIN, 15, PAIN_SCALE),
+    ],
+)
+def test_out_of_range_numbers_are_refused_with_the_range(
+    text: str, command: Command, given: int, allowed: range
+) -> None:
+    reply = parse_reply(text)
+    assert (reply.command, reply.number) == (command, None)
+    assert reply.error is not None
+    assert (reply.error.given, reply.error.low, reply.error.high) == (
+        given,
+        allowed.start,
+        allowed.stop - 1,
+    )
+
+
+def test_a_range_inside_a_message_is_no_sign() -> None:
+    assert parse_reply("pain 4-5").number == 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I want to quit the program", "I'm done with this program", "quiero dejar el programa"],
+)
+def test_leaving_the_program_in_other_words_asks_how_to_stop(text: str) -> None:
+    reply = parse_reply(text)
+    assert reply.command is Command.QUIT_HELP
+    assert reply.comment is True
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("can't walk", RedFlag.LEG_WEAKNESS),
+        ("legs keep giving out", RedFlag.LEG_WEAKNESS),
+        ("bathroom accident", RedFlag.BLADDER_BOWEL),
+        ("no puedo controlar la orina", RedFlag.BLADDER_BOWEL),
+        ("I slipped in the shower", RedFlag.FALL),
+        ("numb down there", RedFlag.SADDLE_NUMBNESS),
+        ("pain so bad I can't sleep, pills don't help", RedFlag.SEVERE_PAIN),
+    ],
+)
+def test_red_flags_name_the_flag(text: str, flag: RedFlag) -> None:
+    reply = parse_reply(text)
+    assert (reply.command, reply.red_flag) == (WARNING, flag)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my grandson fell",
+        "my husband slipped on the ice but he's fine",
+        "I fell off the program this week",
+        "it slipped my mind",
+        "no numbness today",
+        "no falls, no bladder problems",
+        "I haven't fallen",
+        "tingling like usual",
+        "I can't walk very far without resting",
+        "the weakness in my legs is much better",
+    ],
+)
+def test_other_people_idioms_negations_and_usual_symptoms_are_no_red_flags(text: str) -> None:
+    assert parse_reply(text).warning is False
+
+
+def test_a_red_flag_after_someone_else_is_still_the_patients() -> None:
+    assert parse_reply("my wife says I fell").warning is True
+    assert parse_reply("walking my dog I tripped and fell").warning is True
+
+
+@pytest.mark.parametrize(
+    "text", ["tingling in my feet", "hurts a lot today", "me duele la espalda", "ok, my back hurts"]
+)
+def test_ordinary_symptoms_are_flagged_for_the_clinic_without_an_alarm(text: str) -> None:
+    reply = parse_reply(text)
+    assert (reply.command, reply.symptom, reply.comment, reply.warning) == (
+        SYMPTOM,
+        True,
+        True,
+        False,
+    )
+
+
+def test_a_command_with_a_symptom_keeps_the_command_and_flags_it() -> None:
+    reply = parse_reply("Skip, my back is sore")
+    assert (reply.command, reply.symptom, reply.comment) == (SKIP, True, True)
+    assert parse_reply("pain 4").symptom is False  # the score is the symptom's record
+
+
+def test_the_reading_names_the_command_and_its_detail() -> None:
+    readings = [
+        parse_reply(text).reading
+        for text in ("done", "pause 3", "in an hour", "tomorrow", "PAIN 11", "STOP, I fell")
+    ]
+    assert readings == [
+        "done",
+        "pause:3",
+        "snooze:60",
+        "snooze:next_morning",
+        "pain:out_of_range",
+        "stop+warning",
+    ]

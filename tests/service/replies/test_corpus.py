@@ -1,0 +1,82 @@
+"""The reply parser measured on a labelled corpus of replies written as patients write them
+(``tests/data/replies_corpus.tsv``), most of them unlike the examples the rules were built
+from. The confusion table is printed whatever the outcome (``pytest -s`` not needed)."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from service.replies.parser import parse_reply
+
+CORPUS = Path(__file__).parents[2] / "data" / "replies_corpus.tsv"
+MIN_AGREEMENT = 0.95
+ALARMS = frozenset({"warning", "stop+warning"})
+COLUMN = 6  # characters of a column label ("stop+warning" shows as "stop+w")
+
+
+@dataclass(frozen=True)
+class Case:
+    line: int
+    text: str
+    expected: str
+    got: str
+
+
+def _command(reading: str) -> str:
+    return reading.split(":", maxsplit=1)[0]
+
+
+def _cases() -> list[Case]:
+    with CORPUS.open(encoding="utf-8", newline="") as file:
+        rows = list(csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [
+        Case(line, row["text"], row["reading"], parse_reply(row["text"]).reading)
+        for line, row in enumerate(rows, start=2)
+    ]
+
+
+def _table(cases: list[Case]) -> str:
+    """Expected command down, read command across; then every disagreement."""
+    counts = Counter((_command(c.expected), _command(c.got)) for c in cases)
+    labels = sorted({label for pair in counts for label in pair})
+    first = max(len(label) for label in labels) + 1
+    lines = [" " * first + "".join(label[:COLUMN].rjust(COLUMN + 1) for label in labels)]
+    for expected in labels:
+        cells = (str(counts[expected, got] or ".").rjust(COLUMN + 1) for got in labels)
+        lines.append(expected.ljust(first) + "".join(cells))
+    wrong = [c for c in cases if c.got != c.expected]
+    agreement = 1 - len(wrong) / len(cases)
+    lines.append(f"\n{len(cases)} replies, {agreement:.1%} read as labelled; disagreements:")
+    lines += [f"  line {c.line}: {c.text!r}: labelled {c.expected}, read {c.got}" for c in wrong]
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[Case]:
+    return _cases()
+
+
+def test_the_corpus_is_large_and_bilingual(cases: list[Case]) -> None:
+    assert len(cases) >= 300
+    spanish = [c for c in cases if any(w in c.text.lower() for w in ("listo", "me ", "dolor"))]
+    assert len(spanish) >= 30
+
+
+def test_the_corpus_reads_as_labelled(
+    cases: list[Case], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with capsys.disabled():
+        print("\nReply corpus: confusion table (expected down, read across)\n" + _table(cases))
+    missed = [c for c in cases if c.expected in ALARMS and c.got not in ALARMS]
+    false_done = [c for c in cases if c.got == "done" and c.expected != "done"]
+    acks_as_done = [c for c in false_done if c.expected == "ack"]
+    assert missed == [], "red flags missed"
+    assert acks_as_done == [], "acknowledgements counted as DONE"
+    assert false_done == [], "DONE given to replies that are not"
+    agreement = sum(c.got == c.expected for c in cases) / len(cases)
+    assert agreement >= MIN_AGREEMENT
