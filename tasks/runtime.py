@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from service.db import make_engine, make_sessionmaker
+from service.delivery.links import UrlBuilder
 from service.delivery.ratelimit import RateLimiter, sms_rate_limiter
 from service.transports.base import Transport
 from service.transports.registry import email_transport, sms_transport
+from service.web.urls import PublicUrls
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,13 @@ class Runtime:
     sms: Transport
     email: Transport
     sms_limit: RateLimiter
+    urls: UrlBuilder
+
+
+def public_urls(settings: Settings) -> UrlBuilder:
+    """The web app's URLs for the messages this process sends or shows (the web layer owns
+    the paths). The worker and the admin script (demo, preview) both take them from here."""
+    return PublicUrls(settings.public_url)
 
 
 def get_runtime() -> Runtime:
@@ -41,4 +50,5 @@ def _runtime_for(pid: int) -> Runtime:
         sms=sms_transport(settings),
         email=email_transport(settings),
         sms_limit=sms_rate_limiter(settings),
+        urls=public_urls(settings),
     )

@@ -27,6 +27,7 @@ from service.enrollment import clinics, patients
 from service.replies import inbound
 from service.reporting import adherence
 from service.transports.base import OutboundMessage, Receipt
+from tasks.runtime import public_urls
 
 ZONE = "America/Chicago"
 PATIENT_PHONE = "+13125550100"
@@ -93,6 +94,7 @@ def run_demo(*, console: Console, workdir: Path, day: dt.date) -> adherence.Pati
     clock = [start]
     phone = DemoPhone(console=console, clock=clock)
     transports = Transports(sms=phone, email=phone)
+    urls = public_urls(settings)
     replies = list(SCRIPT)
     for moment in _steps(start, end):
         clock[0] = moment
@@ -102,6 +104,7 @@ def run_demo(*, console: Console, workdir: Path, day: dt.date) -> adherence.Pati
                 sessions=sessions,
                 settings=settings,
                 transports=transports,
+                urls=urls,
                 reminder_id=reminder_id,
                 retry_in=None,
                 clock=lambda: clock[0],

@@ -30,6 +30,7 @@ from config.settings import Settings
 from service import metrics
 from service.db import transaction
 from service.delivery import verdicts
+from service.delivery.links import UrlBuilder
 from service.delivery.messages import MERGED_KINDS, Composition, body_digest, compose, outbound
 from service.delivery.ratelimit import NoLimit, RateLimiter
 from service.enrollment import optouts
@@ -76,6 +77,7 @@ def send_reminder(
     sessions: sessionmaker[Session],
     settings: Settings,
     transports: Transports,
+    urls: UrlBuilder,
     reminder_id: int,
     retry_in: dt.timedelta | None,
     clock: Callable[[], dt.datetime] = utcnow,
@@ -86,6 +88,7 @@ def send_reminder(
         sessions=sessions,
         settings=settings,
         transports=transports,
+        urls=urls,
         reminder_ids=[reminder_id],
         retry_policy=lambda _attempts: retry_in,
         clock=clock,
@@ -98,6 +101,7 @@ def send_reminders(
     sessions: sessionmaker[Session],
     settings: Settings,
     transports: Transports,
+    urls: UrlBuilder,
     reminder_ids: Sequence[int],
     retry_policy: RetryPolicy,
     clock: Callable[[], dt.datetime] = utcnow,
@@ -106,7 +110,7 @@ def send_reminders(
     Every id gets a result; ids that were not ``queued`` get NOT_CLAIMED."""
     results = {rid: SendResult(SendOutcome.NOT_CLAIMED) for rid in reminder_ids}
     with transaction(sessions) as session:
-        claims = _claim(session, settings, reminder_ids, clock(), results)
+        claims = _claim(session, settings, reminder_ids, clock(), results, urls=urls)
     sent: list[tuple[_Claimed, Receipt]] = []
     failed: list[tuple[_Claimed, TransportError]] = []
     for claim in claims:
@@ -116,6 +120,7 @@ def send_reminders(
             channel=claim.channel,
             to=claim.address,
             reminder_id=claim.reminder_id,
+            urls=urls,
         )
         if claim.channel is Channel.SMS:
             transports.sms_limit.acquire()
@@ -150,6 +155,8 @@ def _claim(
     reminder_ids: Sequence[int],
     now: dt.datetime,
     results: dict[int, SendResult],
+    *,
+    urls: UrlBuilder,
 ) -> list[_Claimed]:
     query = (
         select(Reminder)
@@ -179,7 +186,7 @@ def _claim(
         address = _address(reminder)  # today's number: the clinic may have corrected it
         if address is None:  # refused by _still_wanted already; this narrows the type
             continue
-        composition = _compose(settings, reminder)
+        composition = _compose(settings, urls, reminder)
         reminder.status = ReminderStatus.SENDING
         reminder.status_at = reminder.claimed_at = now
         reminder.attempts += 1
@@ -237,7 +244,7 @@ def _address(reminder: Reminder) -> str | None:
     return patient.phone if reminder.channel is Channel.SMS else patient.email
 
 
-def _compose(settings: Settings, reminder: Reminder) -> Composition:
+def _compose(settings: Settings, urls: UrlBuilder, reminder: Reminder) -> Composition:
     extra = dict(reminder.context or {})
     # The dispatcher wrote the kinds merged into this message (see service/delivery/dispatch.py).
     merged = [str(kind) for kind in extra.pop(MERGED_KINDS, [])]
@@ -249,6 +256,7 @@ def _compose(settings: Settings, reminder: Reminder) -> Composition:
         kinds=kinds,
         channel=reminder.channel,
         seed=reminder.id,
+        urls=urls,
         reminder_id=reminder.id,
         extra=extra,
     )
