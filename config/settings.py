@@ -232,8 +232,23 @@ class Settings(BaseSettings):
         return self.env == "development"
 
     @property
+    def broker_kind(self) -> Literal["embedded", "redis", "other"]:
+        """Which broker the URL names: the serverless one of a single machine (kombu's
+        SQLAlchemy transport), Redis (which also holds locks and the shared rate limit), or
+        another kombu transport (``memory://`` in tests)."""
+        if self.broker_url.startswith("sqla+"):
+            return "embedded"
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return "redis"
+        return "other"
+
+    @property
     def embedded_broker(self) -> bool:
-        return self.broker_url.startswith("sqla+")
+        return self.broker_kind == "embedded"
+
+    @property
+    def redis_broker(self) -> bool:
+        return self.broker_kind == "redis"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -115,6 +115,9 @@ _RANK = {
 }
 
 OPEN_STATUSES = (ReminderStatus.SCHEDULED, ReminderStatus.QUEUED, ReminderStatus.SENDING)
+# What a pause, a removal or an opt-out cancels: messages still waiting to leave. "sending" is
+# left alone: the provider may have it already, and the send task checks again after claiming.
+CANCELABLE_STATUSES = (ReminderStatus.SCHEDULED, ReminderStatus.QUEUED)
 DELIVERED_STATUSES = (ReminderStatus.SENT, ReminderStatus.DELIVERED)
 
 
@@ -228,6 +231,8 @@ class Reminder(Base):
         # Deleting a reminder nulls the rows merged into it: without this index every
         # delete scans the table.
         Index("ix_reminders_merged_into", "merged_into_id"),
+        # The same for the snoozed re-sends that point at a reminder.
+        Index("ix_reminders_snooze_of", "snooze_of_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -253,9 +258,13 @@ class Reminder(Base):
     merged_into_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("reminders.id", ondelete="SET NULL")
     )
+    # A snoozed re-send (LATER) points at the reminder it stands for: an answer to either
+    # answers both.
+    snooze_of_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("reminders.id", ondelete="SET NULL", name="fk_reminders_snooze_of")
+    )
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "outcome"))
     outcome_at: Mapped[dt.datetime | None] = mapped_column()
-    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # extra template context
 
     patient: Mapped[Patient] = relationship()
     plan_item: Mapped[PlanItem | None] = relationship()
@@ -276,7 +285,11 @@ class InboundMessage(Base):
     """A reply from a patient (or anyone), kept for the clinic."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (Index("ix_inbound_patient", "patient_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_patient", "patient_id", "received_at"),
+        # The staff inbox: a clinic's replies that need a person, newest first.
+        Index("ix_inbound_attention", "clinic_id", "needs_attention", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # MessageSid
@@ -291,6 +304,15 @@ class InboundMessage(Base):
     command: Mapped[str] = mapped_column(String(30))
     needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Staff close a reply that needed them (``ptnudge replies ack``); who and when are kept.
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120), default=None)
+    ack_note: Mapped[str | None] = mapped_column(Text, default=None)
+
+    @property
+    def open(self) -> bool:
+        """Waiting for a person at the clinic: it needed one and nobody has closed it."""
+        return self.needs_attention and self.acknowledged_at is None
 
 
 class PainScore(Base):

@@ -1,7 +1,9 @@
 """The Celery app: broker from settings, JSON only, no result backend, one beat schedule.
 
 ``celery -A tasks.app worker`` and ``celery -A tasks.app beat`` load this module; tests and the
-``ptnudge`` command build their own app with ``create_app(settings)``.
+``ptnudge`` command build their own app with ``create_app(settings)``. The settings an app was
+built for travel in its own configuration (``settings_of(app)``): the worker's runtime and the
+signal handlers below read them there, in whichever process the pool forked.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready
 
 from config.settings import Settings, load_settings
-from service import logs, metrics
+from service import broker, logs, metrics
 
 TASK_MODULES = ["tasks.digest", "tasks.reminders", "tasks.replies"]
+SETTINGS_KEY = "ptnudge_settings"  # in app.conf, beside Celery's own (lower-case) settings
 
 
 def create_app(settings: Settings) -> Celery:
@@ -37,25 +40,21 @@ def create_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=4,
         worker_concurrency=settings.worker_concurrency or 2 * (os.cpu_count() or 1),
         broker_connection_retry_on_startup=True,
-        broker_transport_options=transport_options(settings),
+        broker_transport_options=broker.transport_options(settings),
         timezone="UTC",
         enable_utc=True,
         beat_schedule=beat_schedule(settings),
     )
-    app.ptnudge_settings = settings
+    app.conf[SETTINGS_KEY] = settings
     return app
 
 
-def transport_options(settings: Settings) -> dict[str, object]:
-    """Redis: fail fast on a dead socket, and a visibility timeout far longer than any send
-    (retries are short countdowns; the schedule itself lives in the database). The embedded
-    SQLAlchemy broker passes its options to ``create_engine``, which takes none of these."""
-    if settings.embedded_broker:
-        return {}
-    options: dict[str, object] = {"socket_timeout": 5, "visibility_timeout": 3600}
-    if settings.broker_key_prefix:
-        options["global_keyprefix"] = settings.broker_key_prefix
-    return options
+def settings_of(app: Celery) -> Settings:
+    """The settings ``create_app`` built this app for."""
+    settings = app.conf.get(SETTINGS_KEY)
+    if not isinstance(settings, Settings):
+        raise LookupError(f"the Celery app {app.main!r} was not built by tasks.app.create_app")
+    return settings
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
@@ -84,15 +83,16 @@ app = create_app(load_settings())
 @after_setup_task_logger.connect
 def _protect_worker_logs(logger: logging.Logger, **_: Any) -> None:
     """Worker and beat logs get our format (JSON in production) and the number filter."""
+    settings = settings_of(app)  # logging is set up by ``celery -A tasks.app``: this app
     for handler in logger.handlers:
-        logs.protect(handler, app.ptnudge_settings)
+        logs.protect(handler, settings)
 
 
 @worker_ready.connect
-def _serve_worker_metrics(**_: Any) -> None:
+def _serve_worker_metrics(sender: Any, **_: Any) -> None:
     """With PTNUDGE_WORKER_METRICS_PORT set, the worker's main process serves ``/metrics``
     for Prometheus: the same metrics as the web app, summed over the pool's processes when
-    PROMETHEUS_MULTIPROC_DIR is set."""
-    port = app.ptnudge_settings.worker_metrics_port
+    PROMETHEUS_MULTIPROC_DIR is set. ``sender`` is the consumer of the worker that is ready."""
+    port = settings_of(sender.app).worker_metrics_port
     if port is not None:
         metrics.serve(port)

@@ -13,7 +13,7 @@ from tasks.runtime import get_runtime
 
 @app.task(name="ptnudge.weekly_digest", acks_late=True, ignore_result=True)
 def weekly_digest() -> int:
-    runtime = get_runtime()
+    runtime = get_runtime(app)
     with transaction(runtime.sessions) as session:
         return send_weekly_digests(
             session=session,

@@ -14,16 +14,17 @@ from collections.abc import Iterator
 import redis
 
 from config.settings import Settings
+from service import broker
 
 
 @contextlib.contextmanager
 def single_flight(settings: Settings, name: str, *, ttl: float) -> Iterator[bool]:
     """Yield True when this process holds the lock ``name`` (held at most ``ttl`` seconds,
     so a killed holder cannot block the task for ever), False when another one does."""
-    if not settings.broker_url.startswith(("redis://", "rediss://")):
+    if not settings.redis_broker:
         yield True
         return
-    client = redis.Redis.from_url(settings.broker_url, socket_timeout=5)
+    client = broker.redis_client(settings)
     lock = client.lock(
         f"{settings.broker_key_prefix}ptnudge:lock:{name}", timeout=ttl, blocking=False
     )

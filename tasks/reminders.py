@@ -19,7 +19,6 @@ from tasks.app import app
 from tasks.locks import single_flight
 from tasks.runtime import get_runtime
 
-SEND_TASK = "ptnudge.send_reminders"
 # Reminders per send task: enough to share the database work of a batch, few enough that
 # one slow provider call delays little else and a crash leaves little to reconcile.
 SEND_BATCH = 20
@@ -30,14 +29,14 @@ BACKOFF_MAX = 600  # well under the broker's visibility timeout: no long ETAs on
 def enqueue_sends(
     celery: Celery, reminder_ids: list[int], *, countdown: float | None = None
 ) -> None:
-    """Publish send tasks, in batches, over one pooled connection (a tick can queue
-    thousands)."""
+    """Publish send tasks, in batches, over one pooled connection of ``celery`` (an app
+    built for the caller's settings, hence its broker; a tick can queue thousands)."""
     if not reminder_ids:
         return
     with celery.producer_or_acquire() as producer:
         for start in range(0, len(reminder_ids), SEND_BATCH):
             batch = reminder_ids[start : start + SEND_BATCH]
-            celery.send_task(SEND_TASK, args=[batch], countdown=countdown, producer=producer)
+            send.apply_async(args=[batch], countdown=countdown, producer=producer)
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -60,7 +59,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 @app.task(name="ptnudge.dispatch", acks_late=True, ignore_result=True)
 def dispatch() -> int:
-    runtime = get_runtime()
+    runtime = get_runtime(app)
     with single_flight(runtime.settings, "dispatch", ttl=LOCK_TTL) as mine:
         if not mine:
             return 0
@@ -72,9 +71,11 @@ def dispatch() -> int:
     return len(result.to_send)
 
 
-@app.task(name=SEND_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
+@app.task(
+    name="ptnudge.send_reminders", bind=True, acks_late=True, ignore_result=True, max_retries=None
+)
 def send(self: Task[Any, Any], reminder_ids: list[int]) -> dict[str, int]:
-    runtime = get_runtime()
+    runtime = get_runtime(app)
     try:
         results = send_reminders(
             sessions=runtime.sessions,
@@ -99,7 +100,7 @@ def send(self: Task[Any, Any], reminder_ids: list[int]) -> dict[str, int]:
 
 @app.task(name="ptnudge.sweep", acks_late=True, ignore_result=True)
 def sweep() -> int:
-    runtime = get_runtime()
+    runtime = get_runtime(app)
     with single_flight(runtime.settings, "sweep", ttl=LOCK_TTL) as mine:
         if not mine:
             return 0

@@ -1,8 +1,8 @@
 """What the worker runs for replies: the clinic alert after a warning-sign reply.
 
-The web app enqueues it by name after its transaction commits; the task takes the inbound
-message's id, and retries only what may succeed later (the SMTP server busy or down, the
-database unreachable). A permanent refusal is logged and dropped: retrying cannot fix it,
+The web app publishes it (``tasks.publish``) after its transaction commits; the task takes the
+inbound message's id, and retries only what may succeed later (the SMTP server busy or down,
+the database unreachable). A permanent refusal is logged and dropped: retrying cannot fix it,
 and the reply stays flagged for the clinic in the database.
 """
 
@@ -13,7 +13,7 @@ import logging
 from sqlalchemy.exc import OperationalError
 
 from service.db import transaction
-from service.replies.inbound import CLINIC_ALERT_TASK, send_clinic_alert
+from service.replies.alerts import send_clinic_alert
 from service.transports.base import TransportError
 from tasks.app import app
 from tasks.runtime import get_runtime
@@ -26,7 +26,7 @@ class TransientError(Exception):
 
 
 @app.task(
-    name=CLINIC_ALERT_TASK,
+    name="ptnudge.clinic_alert",
     acks_late=True,
     ignore_result=True,
     autoretry_for=(TransientError, OperationalError),
@@ -35,7 +35,7 @@ class TransientError(Exception):
     max_retries=5,
 )
 def send_clinic_alert_task(inbound_id: int) -> None:
-    runtime = get_runtime()
+    runtime = get_runtime(app)
     try:
         with transaction(runtime.sessions) as session:
             send_clinic_alert(

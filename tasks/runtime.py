@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -15,7 +16,8 @@ from service.delivery.links import UrlBuilder
 from service.delivery.ratelimit import RateLimiter, sms_rate_limiter
 from service.transports.base import Transport
 from service.transports.registry import email_transport, sms_transport
-from service.web.urls import PublicUrls
+from tasks.app import settings_of
+from tasks.urls import public_urls
 
 
 @dataclass(frozen=True)
@@ -28,21 +30,14 @@ class Runtime:
     urls: UrlBuilder
 
 
-def public_urls(settings: Settings) -> UrlBuilder:
-    """The web app's URLs for the messages this process sends or shows (the web layer owns
-    the paths). The worker and the admin script (demo, preview) both take them from here."""
-    return PublicUrls(settings.public_url)
-
-
-def get_runtime() -> Runtime:
-    return _runtime_for(os.getpid())
+def get_runtime(app: Celery) -> Runtime:
+    """What the tasks of ``app`` use in this process, built on first use after the fork."""
+    return _runtime_for(os.getpid(), app)
 
 
 @cache
-def _runtime_for(pid: int) -> Runtime:
-    from tasks.app import app  # noqa: PLC0415 - the app module imports the task modules
-
-    settings: Settings = app.ptnudge_settings
+def _runtime_for(pid: int, app: Celery) -> Runtime:
+    settings = settings_of(app)
     engine = make_engine(settings.database_url, pre_ping=False)
     return Runtime(
         settings=settings,

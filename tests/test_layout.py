@@ -19,14 +19,14 @@ import pytest
 
 SERVICE = Path(__file__).resolve().parents[1] / "service"
 ENTRY_POINTS = ("service.web", "service.cli")
-BASE_MODULES = ("service.audit", "service.db", "service.logs", "service.masking")
-BASE_MODULES += ("service.metrics", "service.models")
+BASE_MODULES = ("service.audit", "service.broker", "service.db", "service.logs")
+BASE_MODULES += ("service.masking", "service.metrics", "service.models")
 MAX_TOP_LEVEL_MODULES = 12
 MAX_FUNCTION_LINES = 50
 MAX_MEDIAN_FUNCTION_LINES = 8
 # Alembic revisions are schema history, one op call per table or column, never edited once
 # released: they are not held to the function-size rules.
-NOT_MEASURED = SERVICE / "migrations" / "versions"
+NOT_MEASURED = SERVICE / "db" / "migrations" / "versions"
 ROUTE_PATH = re.compile(r"/twilio/|/e/|\?r=")
 
 
@@ -126,9 +126,6 @@ def test_only_the_cli_imports_rich() -> None:
     assert offenders(found) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="service/replies/inbound.py still names the clinic alert task"
-)
 def test_no_celery_task_name_is_spelled_under_service() -> None:
     found = {
         module.where: {
@@ -152,9 +149,6 @@ def test_route_paths_are_spelled_only_in_the_web_package() -> None:
     assert offenders(found) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="dispatch, sending, sweeping, adherence and importing still branch on it"
-)
 def test_only_the_database_module_asks_which_database_it_runs_on() -> None:
     found = {
         module.where: {"dialect.name"}

@@ -11,12 +11,14 @@ from service.cli import (  # noqa: F401 - imported for their @command registrati
     patients,
     preview,
     programs,
+    replies,
     report,
     templates,
 )
 from service.cli.app import app
 
 app.add_typer(report.report_app, name="report")
+app.add_typer(replies.replies_app, name="replies")
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from service.enrollment import clinics, patients
 from service.replies import inbound
 from service.reporting import adherence
 from service.transports.base import OutboundMessage, Receipt
-from tasks.runtime import public_urls
+from tasks.urls import public_urls
 
 ZONE = "America/Chicago"
 PATIENT_PHONE = "+13125550100"

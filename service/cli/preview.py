@@ -14,7 +14,7 @@ from service.cli.context import command_context, now
 from service.delivery.preview import PreviewEntry
 from service.delivery.preview import preview as preview_reminders
 from service.enrollment import clinics, patients
-from tasks.runtime import public_urls
+from tasks.urls import public_urls
 
 
 def entry_document(entry: PreviewEntry) -> dict[str, object]:

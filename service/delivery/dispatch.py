@@ -28,11 +28,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
-from service.delivery.messages import MERGED_KINDS, group_close
+from service.db.dialects import for_update_skip_locked, insert_ignoring_duplicates
+from service.delivery.messages import group_close
 from service.enrollment.optouts import normalize_address, opted_out_among
 from service.enrollment.plans import schedule_for
 from service.enrollment.scheduling import Occurrence, PatientSchedule, next_due_by_item, occurrences
@@ -87,9 +86,7 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
 
 
 def _claim(session: Session, query: Select[Any], rules: DispatchRules) -> list[int]:
-    query = query.limit(rules.batch_size)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    query = for_update_skip_locked(query.limit(rules.batch_size), session=session)
     return list(session.scalars(query))
 
 
@@ -329,7 +326,6 @@ def _group_and_merge(
     """Members of one patient and channel: those due within the minimum gap of a group's
     first leave as one message (the first), the others are merged into it."""
     positions: dict[int | None, int] = {item.id: item.position for item in patient.plan_items}
-    kinds: dict[int | None, str] = {item.id: item.kind for item in patient.plan_items}
     members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
     groups: list[list[tuple[int, int | None, dt.datetime]]] = []
     for member in members:
@@ -340,37 +336,32 @@ def _group_and_merge(
     for head, *rest in groups:
         result.to_send.append(head[0])
         if rest:
-            _merge(session, head[0], [m[0] for m in rest], [kinds[m[1]] for m in rest])
+            _merge(session, head[0], [m[0] for m in rest])
             result.merged += len(rest)
 
 
-def _merge(session: Session, head_id: int, member_ids: list[int], member_kinds: list[str]) -> None:
-    """Fold reminders into the first of their group: one message names them all."""
+def _merge(session: Session, head_id: int, member_ids: list[int]) -> None:
+    """Fold reminders into the first of their group: one message names them all (their
+    kinds are read back through ``merged_into_id``, see ``messages.merged_kinds``)."""
     session.execute(
         update(Reminder)
         .where(Reminder.id.in_(member_ids))
         .values(status=ReminderStatus.MERGED, merged_into_id=head_id)
-    )
-    session.execute(
-        update(Reminder).where(Reminder.id == head_id).values(context={MERGED_KINDS: member_kinds})
     )
 
 
 def _insert_new(
     session: Session, rows: list[dict[str, object]]
 ) -> list[tuple[int, int, int | None, dt.datetime, ReminderStatus, Channel]]:
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        dialect_insert(Reminder)
-        .on_conflict_do_nothing(index_elements=["plan_item_id", "due_at", "channel"])
-        .returning(
-            Reminder.id,
-            Reminder.patient_id,
-            Reminder.plan_item_id,
-            Reminder.due_at,
-            Reminder.status,
-            Reminder.channel,
-        )
+    statement = insert_ignoring_duplicates(
+        Reminder, session=session, unique=("plan_item_id", "due_at", "channel")
+    ).returning(
+        Reminder.id,
+        Reminder.patient_id,
+        Reminder.plan_item_id,
+        Reminder.due_at,
+        Reminder.status,
+        Reminder.channel,
     )
     found = session.execute(statement, rows).all()
     return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in found]

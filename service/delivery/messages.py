@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import phonenumbers
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from service.delivery.links import UrlBuilder, action_links
 from service.delivery.rendering import pick_variant, render_email, render_sms, variant_count
 from service.enrollment.scheduling import Occurrence
-from service.models import Channel, Clinic, Patient
+from service.models import Channel, Clinic, Patient, PlanItem, Reminder
 from service.transports.base import OutboundMessage
-
-# Key in a reminder's ``context``: the kinds the dispatcher merged into this message.
-MERGED_KINDS = "merged_kinds"
 
 
 def group_close(occurrences: Sequence[Occurrence], *, gap: dt.timedelta) -> list[list[Occurrence]]:
@@ -34,6 +34,24 @@ def group_close(occurrences: Sequence[Occurrence], *, gap: dt.timedelta) -> list
         else:
             groups.append([occurrence])
     return groups
+
+
+def merged_kinds(*, session: Session, head_ids: Sequence[int]) -> dict[int, list[str]]:
+    """For each reminder that leaves as one message with others, the kinds of the reminders
+    merged into it, in the order the dispatcher grouped them (due time, then plan order).
+    Reminders with nothing merged into them are absent. One indexed query for a batch."""
+    if not head_ids:
+        return {}
+    query = (
+        select(Reminder.merged_into_id, Reminder.kind)
+        .outerjoin(PlanItem, PlanItem.id == Reminder.plan_item_id)
+        .where(Reminder.merged_into_id.in_(head_ids))
+        .order_by(Reminder.due_at, func.coalesce(PlanItem.position, 0), Reminder.id)
+    )
+    kinds: dict[int, list[str]] = defaultdict(list)
+    for head_id, kind in session.execute(query):
+        kinds[head_id].append(kind)
+    return dict(kinds)
 
 
 @dataclass(frozen=True)
@@ -55,19 +73,15 @@ def compose(
     seed: int,
     urls: UrlBuilder,
     reminder_id: int | None = None,
-    extra: dict[str, object] | None = None,
 ) -> Composition:
     """Render the message for one or more reminder kinds (several: the ``combined`` message),
     or a system message such as ``welcome``. ``seed`` rotates the wording."""
     message = kinds[0] if len(kinds) == 1 else "combined"
     context: dict[str, object] = {
-        "first_name": patient.first_name,
-        "clinic_name": clinic.name,
-        "clinic_phone": format_phone(clinic.phone),
+        **patient_context(patient, clinic),
         "kind": kinds[0],
         "kinds": list(kinds),
         "per_day": patient.max_per_day,
-        **(extra or {}),
     }
     if channel is Channel.EMAIL:
         # Every patient email carries its unsubscribe link; a preview (no row yet) shows the
@@ -89,6 +103,15 @@ def compose(
         variant=pick_variant(seed=seed, count=count),
     )
     return Composition(body=text)
+
+
+def patient_context(patient: Patient, clinic: Clinic) -> dict[str, object]:
+    """What every message to the patient may say about them and their clinic."""
+    return {
+        "first_name": patient.first_name,
+        "clinic_name": clinic.name,
+        "clinic_phone": format_phone(clinic.phone),
+    }
 
 
 def outbound(

@@ -16,6 +16,7 @@ from typing import Protocol
 import redis
 
 from config.settings import Settings
+from service import broker
 
 
 class RateLimiter(Protocol):
@@ -96,8 +97,8 @@ def sms_rate_limiter(settings: Settings) -> RateLimiter:
     if not rate:
         return NoLimit()
     sender = settings.twilio_messaging_service_sid or settings.twilio_from_number or "console"
-    if settings.broker_url.startswith(("redis://", "rediss://")):
-        client = redis.Redis.from_url(settings.broker_url, socket_timeout=5)
+    if settings.redis_broker:
+        client = broker.redis_client(settings)
         key = f"{settings.broker_key_prefix}ptnudge:rate:{sender}"
         return RedisRateLimiter(client, key=key, per_second=rate)
     return LocalRateLimiter(per_second=rate)

@@ -23,15 +23,16 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, case, select, text, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
 from config.settings import Settings
 from service import metrics
 from service.db import transaction
+from service.db.dialects import commit_without_waiting_for_disk, for_update_skip_locked
 from service.delivery import verdicts
 from service.delivery.links import UrlBuilder
-from service.delivery.messages import MERGED_KINDS, Composition, body_digest, compose, outbound
+from service.delivery.messages import Composition, body_digest, compose, merged_kinds, outbound
 from service.delivery.ratelimit import NoLimit, RateLimiter
 from service.enrollment import optouts
 from service.enrollment.plans import is_paused_at, schedule_for
@@ -168,10 +169,9 @@ def _claim(
         )
         .order_by(Reminder.id)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=Reminder)
-    reminders = list(session.scalars(query))
+    reminders = list(session.scalars(for_update_skip_locked(query, session=session, of=Reminder)))
     opted_out = optouts.opted_out_among(session=session, addresses=map(_address, reminders))
+    merged = merged_kinds(session=session, head_ids=[reminder.id for reminder in reminders])
     claims = []
     for reminder in reminders:
         verdict = _still_wanted(reminder, settings, now, opted_out)
@@ -186,7 +186,7 @@ def _claim(
         address = _address(reminder)  # today's number: the clinic may have corrected it
         if address is None:  # refused by _still_wanted already; this narrows the type
             continue
-        composition = _compose(settings, urls, reminder)
+        composition = _compose(settings, urls, reminder, merged.get(reminder.id, []))
         reminder.status = ReminderStatus.SENDING
         reminder.status_at = reminder.claimed_at = now
         reminder.attempts += 1
@@ -244,10 +244,10 @@ def _address(reminder: Reminder) -> str | None:
     return patient.phone if reminder.channel is Channel.SMS else patient.email
 
 
-def _compose(settings: Settings, urls: UrlBuilder, reminder: Reminder) -> Composition:
-    extra = dict(reminder.context or {})
-    # The dispatcher wrote the kinds merged into this message (see service/delivery/dispatch.py).
-    merged = [str(kind) for kind in extra.pop(MERGED_KINDS, [])]
+def _compose(
+    settings: Settings, urls: UrlBuilder, reminder: Reminder, merged: list[str]
+) -> Composition:
+    # ``merged``: the kinds the dispatcher merged into this message (service/delivery/dispatch.py).
     kinds = [reminder.kind, *(kind for kind in merged if kind != reminder.kind)]
     return compose(
         settings=settings,
@@ -258,7 +258,6 @@ def _compose(settings: Settings, urls: UrlBuilder, reminder: Reminder) -> Compos
         seed=reminder.id,
         urls=urls,
         reminder_id=reminder.id,
-        extra=extra,
     )
 
 
@@ -275,8 +274,7 @@ def _record(
         # Losing this commit in a database crash cannot cause a second message: the reminders
         # would still be "sending" and the sweeper would find them at the provider. So the
         # commit need not wait for the disk, which halves the database time per message.
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        commit_without_waiting_for_disk(session)
         if sent:
             _record_sent(session, sent, now, results)
         for claim, error in failed:

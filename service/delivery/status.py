@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from kombu.connection import Connection
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
+from service import broker
 from service.delivery.ticking import waiting_to_send
 from service.models import OptOut, PlanItem, Reminder, ReminderStatus, utcnow
 
@@ -47,11 +47,8 @@ def collect_status(
 
 def broker_queue_depth(settings: Settings) -> int | None:
     """Messages waiting in the send queue, or None when the broker cannot be asked."""
-    options = {"global_keyprefix": settings.broker_key_prefix} if settings.broker_key_prefix else {}
     try:
-        with Connection(
-            settings.broker_url, connect_timeout=3, transport_options=options
-        ) as connection:
+        with broker.connect(settings, timeout=3) as connection:
             declared = connection.default_channel.queue_declare(queue=SEND_QUEUE, passive=True)
             return int(declared.message_count)
     except Exception:  # noqa: BLE001 - status reports "unknown" rather than failing

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from service.db.dialects import for_update_skip_locked, get_for_update
 from service.delivery.messages import body_digest
 from service.models import Channel, Reminder, ReminderStatus
 from service.transports.base import ProviderRecord, Reconciler
@@ -57,9 +58,7 @@ def requeue_lost(*, session: Session, rules: SweepRules, now: dt.datetime) -> li
         )
         .limit(BATCH)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.scalars(query))
+    ids = list(session.scalars(for_update_skip_locked(query, session=session)))
     if ids:
         session.execute(update(Reminder).where(Reminder.id.in_(ids)).values(queued_at=now))
     return ids
@@ -122,7 +121,7 @@ def reconcile(
 ) -> None:
     """Settle one reminder left in ``sending`` with what the provider said, if it is still
     ``sending`` (a late status callback may have settled it meanwhile)."""
-    reminder = session.get(Reminder, stuck.id, with_for_update=_for_update(session))
+    reminder = get_for_update(session, Reminder, stuck.id)
     if reminder is None or reminder.status is not ReminderStatus.SENDING:
         return
     if records is None:
@@ -142,10 +141,6 @@ def reconcile(
     reminder.sent_at = match.created_at
     _settle(reminder, PROVIDER_STATUS.get(match.status, ReminderStatus.SENT), now, None)
     result.reconciled_sent += 1
-
-
-def _for_update(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def _matching(records: list[ProviderRecord], digest: str | None) -> ProviderRecord | None:

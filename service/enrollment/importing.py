@@ -20,8 +20,8 @@ Guarantees:
 Speed (target: 100,000 rows at 5,000 rows/s into PostgreSQL on two cores; see
 ``bench/import_bench.py``): next-due times are computed once per distinct schedule (zone,
 window, tuned program, start date) instead of once per patient; rows shared by many patients
-are built once (``_Template``); PostgreSQL gets COPY instead of INSERT, from two writer
-threads while the caller validates the next batch (``_Pipeline``).
+are built once (``_Template``); PostgreSQL gets COPY instead of INSERT (``service.db.bulk``),
+from two writer threads while the caller validates the next batch (``_Pipeline``).
 """
 
 from __future__ import annotations
@@ -30,22 +30,20 @@ import codecs
 import csv
 import datetime as dt
 import io
-import json
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import psycopg
-from sqlalchemy import JSON, Enum, Table, column, insert, select, table, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.types import TypeEngine
 
 from service import audit
 from service.db import Base
+from service.db.bulk import Columns
+from service.db.dialects import bulk_loader, commit_without_waiting_for_disk
 from service.enrollment import plans
 from service.enrollment.patients import (
     EnrollmentError,
@@ -130,8 +128,12 @@ class ImportResult:
 
 @dataclass(frozen=True)
 class _Row:
+    """One row of the file: its cells by canonical column, or why it cannot be read as a row
+    (the wrong number of cells)."""
+
     line: int
     cells: dict[str, str]
+    error: str | None = None
 
 
 def import_csv(
@@ -161,7 +163,7 @@ def import_csv(
     seen = _keys_at_clinic(sessions=sessions, clinic=clinic)
     writer = _Writer(sessions=sessions, clinic=clinic, actor=actor, now=now)
     tally = _Tally(result=result, total=len(rows), progress=progress)
-    with _Pipeline(workers=WRITERS if writer.postgres else 0) as pipeline:
+    with _Pipeline(workers=WRITERS if writer.loader.concurrent_writers else 0) as pipeline:
         for batch in _batches(rows, batch_size):
             valid = _validate(batch, clinic=clinic, now=now, programs=programs, result=result)
             new = _new_rows(valid, seen, result)
@@ -207,8 +209,8 @@ def _validate(
 ) -> list[tuple[int, ValidEnrollment]]:
     valid = []
     for row in batch:
-        if "_shape" in row.cells:
-            result.errors.append((row.line, row.cells["_shape"]))
+        if row.error is not None:
+            result.errors.append((row.line, row.error))
             continue
         try:
             enrollment = validate(
@@ -256,7 +258,7 @@ def parse_csv(text: str) -> list[_Row]:
     columns = _columns(header[1])
     rows: list[_Row] = []
     for line, cells in records:
-        rows.append(_Row(line, _cells(columns, cells)))
+        rows.append(_row(line, columns, cells))
     return rows
 
 
@@ -298,13 +300,13 @@ def _columns(header: Sequence[str]) -> list[str]:
     return columns
 
 
-def _cells(columns: list[str], cells: list[str]) -> dict[str, str]:
+def _row(line: int, columns: list[str], cells: list[str]) -> _Row:
     # Spreadsheets pad rows with trailing empty cells; anything else out of line is reported
-    # for that row (a `_shape` entry), not guessed at.
+    # for that row, not guessed at.
     extra = cells[len(columns) :]
     if len(cells) < len(columns) or any(cell.strip() for cell in extra):
-        return {"_shape": f"expected {len(columns)} fields, found {len(cells)}"}
-    return dict(zip(columns, cells, strict=False))
+        return _Row(line, {}, error=f"expected {len(columns)} fields, found {len(cells)}")
+    return _Row(line, dict(zip(columns, cells, strict=False)))
 
 
 def request_from(cells: dict[str, str]) -> EnrollmentRequest:
@@ -373,13 +375,9 @@ def _keys_at_clinic(*, sessions: sessionmaker[Session], clinic: Clinic) -> set[K
 
 
 # --- writing ---------------------------------------------------------------------------
-# Rows are built as tuples in column order. PostgreSQL gets COPY: a multi-row INSERT costs
-# SQLAlchemy and psycopg far more to build and parse (~0.5 ms a patient) than the server
-# takes to store it, and an import writes about nine rows per patient. SQLite runs
-# in-process, where executemany is already cheap.
-
-Columns = tuple[str, ...]
-Values = tuple[Any, ...]
+# Rows go through the database's bulk loader (``service.db.bulk``): COPY into PostgreSQL,
+# executemany into SQLite. An import writes about nine rows per patient, most of them shared
+# by many patients, so those are rendered once per kind of patient (``_Template``).
 
 
 @dataclass(frozen=True)
@@ -439,21 +437,18 @@ class _Pipeline:
 class _Template:
     """Rows of a child table that many patients share (a program's plan items, a welcome, a
     consent record), without the patient's own values: the patient id, and for plan items
-    the next-due time. ``lines`` holds the same rows pre-rendered as COPY text (PostgreSQL),
-    so a patient's row there costs one string format instead of one ``write_row``."""
+    the next-due time. ``rows`` are in the loader's form (COPY text on PostgreSQL), so a
+    patient's row costs one join instead of converting every value again."""
 
     columns: Columns
-    rows: list[Values]
-    lines: list[str]
+    rows: list[Any]
 
 
 @dataclass
 class _Children:
-    """One batch's plan items, welcome messages and consent rows, as tuples (SQLite) or COPY
-    text lines (PostgreSQL)."""
+    """One batch's plan items, welcome messages and consent rows, in the loader's form."""
 
-    rows: dict[str, list[Values]] = field(default_factory=dict)
-    lines: dict[str, list[str]] = field(default_factory=dict)
+    rows: dict[str, list[Any]] = field(default_factory=dict)
     columns: dict[str, Columns] = field(default_factory=dict)
 
 
@@ -469,13 +464,11 @@ class _Writer:
         self.actor = actor
         self.now = now
         with sessions() as session:
-            self.postgres = session.get_bind().dialect.name == "postgresql"
+            self.loader = bulk_loader(session)
         self._plans: dict[int, _Template] = {}
-        self._next_due: dict[tuple[Any, ...], tuple[list[dt.datetime | None], list[str]]] = {}
+        self._next_due: dict[tuple[Any, ...], list[Any]] = {}
         self._welcomes: dict[ChannelChoice, _Template] = {}
         self._audits: dict[tuple[Any, ...], _Template] = {}
-        # Per table and column list: which positions need converting for COPY.
-        self._converted: dict[tuple[str, Columns], list[tuple[int, TypeEngine[Any]]]] = {}
 
     def write(self, rows: list[tuple[int, ValidEnrollment]], size: int) -> _Written:
         """Store one batch in one transaction: patients first (their ids come back), then
@@ -483,66 +476,58 @@ class _Writer:
         if not rows:
             return _Written(0, 0, size)
         with self.sessions() as session, session.begin():
-            if self.postgres:
-                # The import's last commit is synchronous and flushes all of these: when
-                # import_csv returns, every batch is durable; until then a crash may lose the
-                # latest batches, which re-importing restores.
-                session.execute(text("SET LOCAL synchronous_commit = off"))
+            # The import's last commit is synchronous and flushes all of these: when
+            # import_csv returns, every batch is durable; until then a crash may lose the
+            # latest batches, which re-importing restores.
+            commit_without_waiting_for_disk(session)
             ids = self._insert_patients(session, rows)
             children = self._children(rows, ids)
             for target in (_PLAN_ITEMS, _REMINDERS, _AUDIT):
                 columns = children.columns.get(target.name, ())
-                if self.postgres:
-                    _copy_lines(session, target.name, columns, children.lines.get(target.name))
-                else:
-                    _insert_rows(session, target, columns, children.rows.get(target.name))
+                self.loader.write(session, target, columns, children.rows.get(target.name, []))
         return _Written(len(ids), len(rows) - len(ids), size)
 
     def _children(self, rows: list[tuple[int, ValidEnrollment]], ids: dict[Key, int]) -> _Children:
         children = _Children()
+        join = self.loader.join
         for _, valid in rows:
             patient_id = ids.get(_key(valid))
             if patient_id is None:
                 continue
-            due, due_text = self._due_times(valid)
+            patient = self.loader.cell(patient_id)
+            due = self._due_times(valid)
             plan = self._plan_template(valid.program)
-            if self.postgres:
-                children.lines.setdefault(_PLAN_ITEMS.name, []).extend(
-                    f"{patient_id}\t{due_text[n]}\t{line}" for n, line in enumerate(plan.lines)
-                )
-            else:
-                children.rows.setdefault(_PLAN_ITEMS.name, []).extend(
-                    (patient_id, due[n], *values) for n, values in enumerate(plan.rows)
-                )
+            children.rows.setdefault(_PLAN_ITEMS.name, []).extend(
+                join((patient, due[n], row)) for n, row in enumerate(plan.rows)
+            )
             children.columns[_PLAN_ITEMS.name] = ("patient_id", "next_due_at", *plan.columns)
             for target, template in (
                 (_REMINDERS, self._welcome_template(valid.channel)),
                 (_AUDIT, self._audit_template(valid)),
             ):
-                self._add(children, target, patient_id, template)
+                children.rows.setdefault(target.name, []).extend(
+                    join((patient, row)) for row in template.rows
+                )
+                children.columns[target.name] = ("patient_id", *template.columns)
         return children
-
-    def _add(
-        self, children: _Children, target: Table, patient_id: int, template: _Template
-    ) -> None:
-        if self.postgres:
-            lines = children.lines.setdefault(target.name, [])
-            lines.extend(f"{patient_id}\t{line}" for line in template.lines)
-        else:
-            rows = children.rows.setdefault(target.name, [])
-            rows.extend((patient_id, *values) for values in template.rows)
-        children.columns[target.name] = ("patient_id", *template.columns)
 
     def _insert_patients(
         self, session: Session, rows: list[tuple[int, ValidEnrollment]]
     ) -> dict[Key, int]:
+        """Insert, skipping phones already at the clinic (a concurrent enrollment), and
+        return the new ids. Email-only rows have no unique key to conflict on."""
         dicts = [
             patient_values(valid, clinic=self.clinic, actor=self.actor, now=self.now)
             for _, valid in rows
         ]
-        columns = tuple(dicts[0])
-        values = [self._encode(_PATIENTS, columns, row.values()) for row in dicts]
-        inserted = _insert_patients(session, columns, values, postgres=self.postgres)
+        inserted = self.loader.insert_new(
+            session,
+            _PATIENTS,
+            tuple(dicts[0]),
+            [tuple(row.values()) for row in dicts],
+            unique=("clinic_id", "phone"),
+            returning=(_PATIENTS.c.id, _PATIENTS.c.phone, _PATIENTS.c.email),
+        )
         return {
             (("phone", phone) if phone else ("email", email or "")): patient_id
             for patient_id, phone, email in inserted
@@ -577,33 +562,15 @@ class _Writer:
 
     def _template(self, target: Table, rows: list[dict[str, Any]], skip: str = "") -> _Template:
         columns = tuple(name for name in rows[0] if name != skip)
-        values = [self._encode(target, columns, (row[name] for name in columns)) for row in rows]
-        lines = ["\t".join(map(_copy_literal, row)) + "\n" for row in values]
-        return _Template(columns, values, lines if self.postgres else [])
+        rendered = [
+            self.loader.row(target, columns, (row[name] for name in columns)) for row in rows
+        ]
+        return _Template(columns, rendered)
 
-    def _encode(self, target: Table, columns: Columns, values: Iterable[Any]) -> Values:
-        """Values as the driver takes them. COPY's text format wants enums by value (psycopg
-        would write a member's name) and JSON as text; SQLAlchemy wants Python objects."""
-        row = tuple(values)
-        if not self.postgres:
-            return row
-        key = (target.name, columns)
-        if key not in self._converted:
-            self._converted[key] = [
-                (index, target.c[name].type)
-                for index, name in enumerate(columns)
-                if isinstance(target.c[name].type, Enum | JSON)
-            ]
-        if not self._converted[key]:
-            return row
-        changed = list(row)
-        for index, kind in self._converted[key]:
-            changed[index] = _copy_text(kind, changed[index])
-        return tuple(changed)
-
-    def _due_times(self, valid: ValidEnrollment) -> tuple[list[dt.datetime | None], list[str]]:
-        """Next-due times by item position (and as COPY text), shared by every patient with
-        the same schedule: computed exactly as ``plans.refresh_next_due`` would for each."""
+    def _due_times(self, valid: ValidEnrollment) -> list[Any]:
+        """Next-due times by item position (as cells of the loader's rows), shared by every
+        patient with the same schedule: computed exactly as ``plans.refresh_next_due`` would
+        for each."""
         key = (
             valid.timezone,
             valid.wake_start,
@@ -613,33 +580,8 @@ class _Writer:
         )
         if key not in self._next_due:
             due = _next_due_by_position(valid, self.now)
-            self._next_due[key] = (due, [_copy_literal(moment) for moment in due])
+            self._next_due[key] = [self.loader.cell(moment) for moment in due]
         return self._next_due[key]
-
-
-def _copy_text(kind: TypeEngine[Any], value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(kind, Enum):
-        return getattr(value, "value", value)
-    if isinstance(kind, JSON):
-        return json.dumps(value)
-    return value
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_literal(value: Any) -> str:
-    """One value in COPY's text format: ``\\N`` for NULL, backslash escapes for the
-    characters that separate fields and rows."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
 
 
 def _next_due_by_position(valid: ValidEnrollment, now: dt.datetime) -> list[dt.datetime | None]:
@@ -659,72 +601,6 @@ def _next_due_by_position(valid: ValidEnrollment, now: dt.datetime) -> list[dt.d
     schedule = plans.schedule_for(patient, items)
     due = next_due_by_item(schedule, after=now) if schedule else {}
     return [due.get(position) for position in range(len(items))]
-
-
-PatientIds = list[tuple[int, str | None, str | None]]  # (id, phone, email) of rows inserted
-
-
-def _insert_patients(
-    session: Session, columns: Columns, values: list[Values], *, postgres: bool
-) -> PatientIds:
-    """Insert, skipping phones already at the clinic (a concurrent enrollment), and return
-    what was inserted. Email-only rows have no unique key to conflict on."""
-    returning = (_PATIENTS.c.id, _PATIENTS.c.phone, _PATIENTS.c.email)
-    if not postgres:
-        statement = (
-            sqlite.insert(_PATIENTS)
-            .on_conflict_do_nothing(index_elements=["clinic_id", "phone"])
-            .returning(*returning)
-        )
-        return [tuple(row) for row in session.execute(statement, _dicts(columns, values))]
-    # COPY into a scratch table (same column types, no defaults: copying into a table with
-    # the id default would burn sequence values), then one INSERT … SELECT that skips
-    # conflicts and returns the new ids.
-    session.execute(
-        text(
-            f"CREATE TEMP TABLE {_STAGING} ON COMMIT DROP AS "  # noqa: S608 - our own names
-            f"SELECT {', '.join(columns)} FROM {_PATIENTS.name} WITH NO DATA"
-        )
-    )
-    _copy(session, _STAGING, columns, values)
-    staging = table(_STAGING, *(column(name) for name in columns))
-    statement = (
-        postgresql.insert(_PATIENTS)
-        .from_select(list(columns), select(*staging.c))
-        .on_conflict_do_nothing(index_elements=["clinic_id", "phone"])
-        .returning(*returning)
-    )
-    return [tuple(row) for row in session.execute(statement)]
-
-
-def _insert_rows(
-    session: Session, target: Table, columns: Columns, values: list[Values] | None
-) -> None:
-    if values:
-        session.execute(insert(target), _dicts(columns, values))
-
-
-def _copy_lines(session: Session, name: str, columns: Columns, lines: list[str] | None) -> None:
-    """COPY rows already rendered as text lines (see _Template)."""
-    if not lines:
-        return
-    driver = cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)
-    statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write("".join(lines))
-
-
-def _dicts(columns: Columns, values: list[Values]) -> list[dict[str, Any]]:
-    return [dict(zip(columns, row, strict=True)) for row in values]
-
-
-def _copy(session: Session, name: str, columns: Columns, values: list[Values]) -> None:
-    """COPY rows into a table, inside the session's transaction."""
-    driver = cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)
-    statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in values:
-            copy.write_row(row)
 
 
 def _record_import(

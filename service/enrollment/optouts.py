@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from service import audit
 from service.db import rows_changed
 from service.models import (
-    OPEN_STATUSES,
+    CANCELABLE_STATUSES,
     Channel,
     OptOut,
     Patient,
@@ -74,11 +74,10 @@ def opt_out(
             .where(
                 Reminder.patient_id.in_([p.id for p in patients]),
                 Reminder.channel == channel,
-                Reminder.status.in_(OPEN_STATUSES),
+                # A reminder already claimed ("sending") may be at the provider right now;
+                # it is left to finish. The send task checks the ledger again after claiming.
+                Reminder.status.in_(CANCELABLE_STATUSES),
             )
-            # A reminder already claimed ("sending") may be at the provider right now; it is
-            # left to finish. The send task checks the ledger again after claiming.
-            .where(Reminder.status != ReminderStatus.SENDING)
             .values(status=ReminderStatus.CANCELED, status_at=now, error_detail="opted out"),
         )
     for patient in _or_nobody(patients):

@@ -28,6 +28,7 @@ from service.enrollment import plans
 from service.enrollment.clinics import NotFoundError, valid_email, valid_timezone
 from service.enrollment.programs import Program, ProgramError, get_program, parse_time, tune
 from service.models import (
+    CANCELABLE_STATUSES,
     AuditEvent,
     Channel,
     ChannelChoice,
@@ -52,9 +53,6 @@ _NANP_REGIONS = frozenset(phonenumbers.region_codes_for_country_code(1))
 _NANP_DIGITS = 10
 _PLAIN_PHONE = re.compile(r"^[0-9 ().-]+$")
 _PHONE_PUNCTUATION = str.maketrans("", "", " ().-")
-# Messages still waiting to leave. "sending" is left alone: the provider may have it already,
-# and the send task checks the patient's status again after claiming.
-_CANCELABLE = (ReminderStatus.SCHEDULED, ReminderStatus.QUEUED)
 
 
 class EnrollmentError(ValueError):
@@ -555,10 +553,17 @@ def recent_reminders(*, session: Session, patient: Patient, limit: int = 10) -> 
 
 
 def pause(
-    *, session: Session, patient: Patient, until: dt.date | None, actor: str, now: dt.datetime
+    *,
+    session: Session,
+    patient: Patient,
+    until: dt.date | None,
+    actor: str,
+    now: dt.datetime,
+    detail: dict[str, object] | None = None,
 ) -> Patient:
     """Stop reminders until the given local date (None: until resumed). Messages waiting to
-    go out are canceled; the schedule restarts from the pause's end, never replaying."""
+    go out are canceled; the schedule restarts from the pause's end, never replaying.
+    ``detail`` adds to the audit row what asked for the pause (a patient's reply)."""
     if patient.status is PatientStatus.REMOVED:
         raise PatientStateError(f"patient {patient.id} was removed; enroll them again instead")
     today = now.astimezone(ZoneInfo(patient.timezone)).date()
@@ -568,8 +573,14 @@ def pause(
     patient.paused_until = until
     canceled = _cancel_open(session=session, patient=patient, now=now, why="paused")
     plans.refresh_next_due(patient=patient, after=now)
-    detail = {"until": until.isoformat() if until else None, "canceled": canceled}
-    _audit(session=session, patient=patient, actor=actor, action="pause", detail=detail)
+    recorded = {"until": until.isoformat() if until else None, "canceled": canceled}
+    _audit(
+        session=session,
+        patient=patient,
+        actor=actor,
+        action="pause",
+        detail=recorded | (detail or {}),
+    )
     return patient
 
 
@@ -611,7 +622,7 @@ def _cancel_open(*, session: Session, patient: Patient, now: dt.datetime, why: s
     return rows_changed(
         session,
         update(Reminder)
-        .where(Reminder.patient_id == patient.id, Reminder.status.in_(_CANCELABLE))
+        .where(Reminder.patient_id == patient.id, Reminder.status.in_(CANCELABLE_STATUSES))
         .values(status=ReminderStatus.CANCELED, status_at=now, error_detail=why)
         .execution_options(synchronize_session="fetch"),
     )

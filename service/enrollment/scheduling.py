@@ -24,6 +24,7 @@ import functools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import DAILY, rrule
@@ -159,14 +160,25 @@ def next_due_by_item(
     return result
 
 
-def local_window_contains(schedule: PatientSchedule, moment: dt.datetime) -> bool:
+class WakingWindow(Protocol):
+    """A zone and a local waking window: a ``PatientSchedule``, or the patient row itself."""
+
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def wake_start(self) -> dt.time: ...
+    @property
+    def wake_end(self) -> dt.time: ...
+
+
+def local_window_contains(window: WakingWindow, moment: dt.datetime) -> bool:
     """Whether the instant falls inside the patient's waking window, in local wall time.
 
     wake_end is inclusive to the end of its minute: a reminder due at 20:00 and sent a few
     seconds later is still inside a window that ends at 20:00.
     """
     _require_aware(moment=moment)
-    return _in_window(schedule, moment.astimezone(_zone(schedule.timezone)).time())
+    return _in_window(window, moment.astimezone(_zone(window.timezone)).time())
 
 
 # --- one day ---------------------------------------------------------------------------
@@ -285,8 +297,8 @@ def _after_gap(zone: ZoneInfo, asked: dt.datetime) -> dt.datetime:
     return dt.datetime.fromtimestamp(after + (60 - seconds) % 60, zone)
 
 
-def _in_window(schedule: PatientSchedule, wall: dt.time) -> bool:
-    return schedule.wake_start <= wall and _minute(wall) <= schedule.wake_end
+def _in_window(window: WakingWindow, wall: dt.time) -> bool:
+    return window.wake_start <= wall and _minute(wall) <= window.wake_end
 
 
 def _minute(wall: dt.time) -> dt.time:

@@ -5,21 +5,28 @@
 1. Deduplicate on MessageSid: the row is inserted first, and the unique key makes a retried
    (or concurrent) webhook find the first one; it then changes nothing and answers the same.
 2. Store every message, body included, for the clinic (the body is never logged).
-3. Act on the parsed reply (``service.replies.parser``): opt out or in, record done / skipped /
-   pain, snooze, pause, or pause and alert the clinic on a warning sign.
+3. Act on the reading of the reply (``service.replies.parser``): ``HANDLERS`` maps each
+   reading to the one function that acts on it (opt out or in, record done / skipped / pain,
+   snooze, pause, or pause and alert the clinic on a warning sign) and returns the command
+   as recorded.
 4. Answer in the patient's language, or not at all (Twilio answered an exact opt-out
    keyword itself; a number that opted out gets nothing more but safety advice, a START
-   confirmation and HELP).
+   confirmation and HELP). ``ANSWERS`` maps each recorded command to its answer, which
+   reads only what is stored: a retried webhook gets the same answer without acting again.
 
 A phone number can belong to several patients (families share phones): opting out, pausing
 and the warning-sign pause apply to every patient on it; DONE/SKIP/LATER find the latest open
 reminder of any of them.
+
+A new reading is a ``Command`` in the parser, a handler in ``HANDLERS``, an answer in
+``ANSWERS`` and, when it says something new, a message under ``templates/sms/``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -28,14 +35,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from service import audit, metrics
-from service.delivery.messages import format_phone
-from service.delivery.rendering import TemplateError, render_email, render_sms
+from service import metrics
+from service.delivery.messages import patient_context
+from service.delivery.rendering import TemplateError, render_sms
 from service.enrollment import optouts
+from service.enrollment.patients import pause
 from service.enrollment.plans import refresh_next_due
+from service.enrollment.scheduling import local_window_contains
 from service.masking import mask_phone
 from service.models import (
-    AuditEvent,
     Channel,
     InboundMessage,
     Outcome,
@@ -45,28 +53,46 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
-from service.replies.outcomes import SNOOZE_OF, record_outcome
+from service.replies.outcomes import record_outcome
 from service.replies.parser import Command, Reply, parse_reply
-from service.transports.base import OutboundMessage, Transport
 
 log = logging.getLogger(__name__)
 
-CLINIC_ALERT_TASK = "ptnudge.clinic_alert"  # tasks/replies.py; the web app enqueues it by name
 SNOOZE_DELAY = dt.timedelta(minutes=30)
 PAIN_QUESTION_KIND = "pain_question"
 CALL_PAIN_SCORE = 8  # a pain score this high asks the clinic to look, like free text does
 ACTOR = "patient_sms"
-ALERT_SENT = "clinic_alert_sent"
 # Reminders that reached (or are reaching) the patient and can be answered.
 ANSWERABLE = (ReminderStatus.SENDING, ReminderStatus.SENT, ReminderStatus.DELIVERED)
-CANCELABLE = (ReminderStatus.SCHEDULED, ReminderStatus.QUEUED)
 START_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
+# Readings that act on the number itself, whether or not it belongs to an enrolled patient.
+NUMBER_READINGS = frozenset({Command.STOP, Command.WARNING})
+# Recorded commands the clinic should read even when the reply said nothing more.
+UNDERSTOOD_BY_STAFF_ONLY = frozenset({Command.OTHER, Command.NUMBER})
 
 
 @dataclass(frozen=True)
 class InboundResult:
     reply_text: str | None  # what to answer in TwiML; None: answer nothing
     alert_inbound_id: int | None  # set: enqueue the clinic alert for this message (after commit)
+
+
+@dataclass(frozen=True)
+class InboundContext:
+    """One stored inbound text and what its handler and its answer read."""
+
+    session: Session
+    settings: Settings
+    inbound: InboundMessage
+    reply: Reply
+    patients: list[Patient]  # enrolled on the number, newest first (the first names the clinic)
+    opted_out: bool  # the number was opted out before this text (on a replay: now)
+    now: dt.datetime  # when the text arrived
+    window: dt.timedelta  # how far back a reply may answer a reminder
+
+
+Handler = Callable[[InboundContext], Command]
+Answer = tuple[str, dict[str, object]]  # a system message and its context beyond the patient's
 
 
 def handle_sms(
@@ -84,24 +110,22 @@ def handle_sms(
     ``to_number`` is which of our numbers was texted; with one sender it decides nothing."""
     address = optouts.normalize_address(from_number)
     body = body.replace("\x00", "")  # PostgreSQL text cannot hold NUL; no phone sends one
-    reply = parse_reply(body)
     inbound = _claim(session, message_sid=message_sid, address=address, body=body, now=now)
     if inbound is None:
         return _replay(session=session, settings=settings, message_sid=message_sid)
-    patients = _patients_at(session, address)
-    was_opted_out = optouts.is_opted_out(session=session, address=address)
-    command = _apply(
-        session=session,
-        settings=settings,
-        inbound=inbound,
-        reply=reply,
-        patients=patients,
-        opted_out=was_opted_out,
-    )
+    ctx = _context(session=session, settings=settings, inbound=inbound)
+    command = _act(ctx)
     inbound.command = command.value
     metrics.REPLIES.labels(command=command.value).inc()
     log.info("sms %s from %s: %s", message_sid, mask_phone(address), command.value)
-    return _result(session=session, settings=settings, inbound=inbound, reply=reply)
+    return _result(ctx)
+
+
+def enrolled_at(*, session: Session, address: str) -> list[Patient]:
+    """Patients on the number who are still enrolled, newest first (it names the clinic)."""
+    patients = optouts.patients_at(session=session, address=address, channel=Channel.SMS)
+    active = [p for p in patients if p.status is not PatientStatus.REMOVED]
+    return sorted(active, key=lambda p: (p.created_at, p.id), reverse=True)
 
 
 # --- 1. deduplicate and store ------------------------------------------------------------
@@ -141,83 +165,59 @@ def _replay(*, session: Session, settings: Settings, message_sid: str) -> Inboun
     inbound = _stored(session, message_sid)
     if inbound is None:  # pragma: no cover - the unique key said it exists
         return InboundResult(None, None)
-    reply = parse_reply(inbound.body)
-    return _result(session=session, settings=settings, inbound=inbound, reply=reply)
+    return _result(_context(session=session, settings=settings, inbound=inbound))
 
 
-def _patients_at(session: Session, address: str) -> list[Patient]:
-    """Patients on the number who are still enrolled, newest first (it names the clinic)."""
-    patients = optouts.patients_at(session=session, address=address, channel=Channel.SMS)
-    active = [p for p in patients if p.status is not PatientStatus.REMOVED]
-    return sorted(active, key=lambda p: (p.created_at, p.id), reverse=True)
+def _context(*, session: Session, settings: Settings, inbound: InboundMessage) -> InboundContext:
+    return InboundContext(
+        session=session,
+        settings=settings,
+        inbound=inbound,
+        reply=parse_reply(inbound.body),
+        patients=enrolled_at(session=session, address=inbound.from_address),
+        opted_out=optouts.is_opted_out(session=session, address=inbound.from_address),
+        now=inbound.received_at,
+        window=dt.timedelta(hours=settings.reply_window_hours),
+    )
 
 
 # --- 2. act --------------------------------------------------------------------------------
 
 
-def _apply(
-    *,
-    session: Session,
-    settings: Settings,
-    inbound: InboundMessage,
-    reply: Reply,
-    patients: list[Patient],
-    opted_out: bool,
-) -> Command:
+def _act(ctx: InboundContext) -> Command:
     """Do what the reply asks; returns the command as recorded (a number answering a pain
-    question is PAIN, a warning sign is WARNING even when it came with STOP)."""
-    now = inbound.received_at
-    if patients:
-        _attach(inbound, patients[0])
-    for patient in patients:
-        patient.last_reply_at = now
-    if reply.command is Command.STOP:
-        _opt_out(session, inbound, reply)
-    if reply.warning:
-        _warning_pause(session, inbound, patients)
-        return Command.WARNING
-    if not patients or reply.command is Command.STOP:
-        return reply.command
-    command = _act(
-        session=session,
-        settings=settings,
-        inbound=inbound,
-        reply=reply,
-        patients=patients,
-        opted_out=opted_out,
-    )
-    if reply.comment or command in {Command.OTHER, Command.NUMBER}:
-        inbound.needs_attention = True
+    question is PAIN, a warning sign is WARNING even when it came with STOP).
+
+    1. The message belongs to the newest patient on the number until a handler finds the
+       reminder it answers; every patient on the number has replied now.
+    2. Without an enrolled patient only the readings about the number itself act.
+    3. The reading picks its handler.
+    4. A reply that says more than its command, or that only staff can read, is flagged.
+    """
+    if ctx.patients:
+        _attach(ctx.inbound, ctx.patients[0])
+    for patient in ctx.patients:
+        patient.last_reply_at = ctx.now
+    reading = _reading(ctx)
+    if not ctx.patients and reading not in NUMBER_READINGS:
+        return ctx.reply.command  # stored for the record: nobody to act for
+    command = HANDLERS[reading](ctx)
+    if reading not in NUMBER_READINGS and (
+        ctx.reply.comment or command in UNDERSTOOD_BY_STAFF_ONLY
+    ):
+        ctx.inbound.needs_attention = True
     return command
 
 
-def _act(
-    *,
-    session: Session,
-    settings: Settings,
-    inbound: InboundMessage,
-    reply: Reply,
-    patients: list[Patient],
-    opted_out: bool,
-) -> Command:
-    now = inbound.received_at
-    window = dt.timedelta(hours=settings.reply_window_hours)
-    if reply.command is Command.START or (opted_out and reply.exact_keyword in START_KEYWORDS):
-        # Twilio opts a number back in on a bare YES as well; so do we.
-        _opt_in(session, inbound, patients, was_opted_out=opted_out)
+def _reading(ctx: InboundContext) -> Command:
+    """Which handler the reply goes to: a warning sign before everything (its handler also
+    honours a STOP said with it), and a bare YES from an opted-out number is START (Twilio
+    opts a number back in on it as well; so do we)."""
+    reply = ctx.reply
+    if reply.warning:
+        return Command.WARNING
+    if ctx.opted_out and reply.exact_keyword in START_KEYWORDS:
         return Command.START
-    if reply.command in {Command.DONE, Command.SKIP}:
-        outcome = Outcome.DONE if reply.command is Command.DONE else Outcome.SKIPPED
-        reminder = _latest_open(session, patients, now=now, window=window)
-        if reminder is not None:
-            record_outcome(session=session, reminder=reminder, outcome=outcome, now=now)
-            _attach(inbound, reminder.patient, reminder)
-    elif reply.command is Command.SNOOZE:
-        _snooze(session, inbound, patients, window=window)
-    elif reply.command is Command.PAUSE and reply.number is not None:
-        _pause(session, inbound, patients, days=reply.number)
-    elif reply.command in {Command.PAIN, Command.NUMBER} and reply.number is not None:
-        return _pain(session, inbound, reply.command, reply.number, patients, window=window)
     return reply.command
 
 
@@ -228,12 +228,23 @@ def _attach(inbound: InboundMessage, patient: Patient, reminder: Reminder | None
         inbound.reminder_id = reminder.id
 
 
-def _opt_out(session: Session, inbound: InboundMessage, reply: Reply) -> None:
+def _keep(ctx: InboundContext) -> Command:
+    """Nothing to do but store it (HELP, free text): the answer says the rest."""
+    return ctx.reply.command
+
+
+def _stop(ctx: InboundContext) -> Command:
+    _opt_out(ctx)
+    return Command.STOP
+
+
+def _opt_out(ctx: InboundContext) -> None:
+    inbound = ctx.inbound
     optouts.opt_out(
-        session=session,
+        session=ctx.session,
         address=inbound.from_address,
         channel=Channel.SMS,
-        source="sms_keyword" if reply.exact_keyword else "sms_reply",
+        source="sms_keyword" if ctx.reply.exact_keyword else "sms_reply",
         actor=ACTOR,
         # The audit row keeps the words used: "stop texting me" is consent law's evidence.
         detail={"message": inbound.body, "message_sid": inbound.provider_id},
@@ -241,36 +252,45 @@ def _opt_out(session: Session, inbound: InboundMessage, reply: Reply) -> None:
     )
 
 
-def _opt_in(
-    session: Session, inbound: InboundMessage, patients: list[Patient], *, was_opted_out: bool
-) -> None:
-    if not was_opted_out:
-        return  # nothing to undo; recomputing due times now could drop one due this minute
+def _start(ctx: InboundContext) -> Command:
+    if not ctx.opted_out:
+        # Nothing to undo; recomputing due times now could drop one due this minute.
+        return Command.START
     optouts.opt_in(
-        session=session,
-        address=inbound.from_address,
+        session=ctx.session,
+        address=ctx.inbound.from_address,
         channel=Channel.SMS,
         actor=ACTOR,
         source="sms_keyword",
     )
-    for patient in patients:
+    for patient in ctx.patients:
         # Missed reminders are not replayed: the schedule resumes from now.
-        refresh_next_due(patient=patient, after=inbound.received_at)
+        refresh_next_due(patient=patient, after=ctx.now)
+    return Command.START
 
 
-def _latest_open(
-    session: Session, patients: list[Patient], *, now: dt.datetime, window: dt.timedelta
-) -> Reminder | None:
+def _done_or_skipped(ctx: InboundContext) -> Command:
+    command = ctx.reply.command
+    reminder = _latest_open(ctx)
+    if reminder is not None:
+        outcome = Outcome.DONE if command is Command.DONE else Outcome.SKIPPED
+        record_outcome(session=ctx.session, reminder=reminder, outcome=outcome, now=ctx.now)
+        _attach(ctx.inbound, reminder.patient, reminder)
+    return command
+
+
+def _latest_open(ctx: InboundContext) -> Reminder | None:
     """The latest actionable reminder that reached one of the patients within the reply
     window and has no answer yet."""
-    return session.scalars(
+    now = ctx.now
+    return ctx.session.scalars(
         select(Reminder)
         .where(
-            Reminder.patient_id.in_([p.id for p in patients]),
+            Reminder.patient_id.in_([p.id for p in ctx.patients]),
             Reminder.actionable.is_(True),
             Reminder.status.in_(ANSWERABLE),
             Reminder.outcome.is_(None),
-            Reminder.due_at >= now - window,
+            Reminder.due_at >= now - ctx.window,
             Reminder.due_at <= now,
         )
         .order_by(Reminder.due_at.desc(), Reminder.id.desc())
@@ -278,22 +298,21 @@ def _latest_open(
     ).first()
 
 
-def _snooze(
-    session: Session, inbound: InboundMessage, patients: list[Patient], *, window: dt.timedelta
-) -> None:
+def _snooze(ctx: InboundContext) -> Command:
     """One re-send of the latest open reminder in 30 minutes, if that is still inside the
     patient's waking window (else nothing: the reply says so)."""
-    now = inbound.received_at
-    reminder = _latest_open(session, patients, now=now, window=window)
+    session, now = ctx.session, ctx.now
+    reminder = _latest_open(ctx)
     if reminder is None:
-        return
-    _attach(inbound, reminder.patient, reminder)
+        return Command.SNOOZE
+    _attach(ctx.inbound, reminder.patient, reminder)
     due_at = now + SNOOZE_DELAY
-    if not within_waking_window(reminder.patient, due_at) or _snooze_pending(
+    if not local_window_contains(reminder.patient, due_at) or _snooze_pending(
         session, reminder, due_at
     ):
-        return
-    original = (reminder.context or {}).get(SNOOZE_OF, reminder.id)
+        return Command.SNOOZE
+    # A snooze of a snooze still stands for the reminder first sent.
+    original = reminder.snooze_of_id if reminder.snooze_of_id is not None else reminder.id
     session.add(
         Reminder(
             patient_id=reminder.patient_id,
@@ -305,9 +324,10 @@ def _snooze(
             status=ReminderStatus.SCHEDULED,
             status_at=now,
             attempts=0,
-            context={SNOOZE_OF: original},
+            snooze_of_id=original,
         )
     )
+    return Command.SNOOZE
 
 
 def _snooze_pending(session: Session, reminder: Reminder, due_at: dt.datetime) -> bool:
@@ -328,94 +348,65 @@ def _snooze_pending(session: Session, reminder: Reminder, due_at: dt.datetime) -
     return waiting is not None
 
 
-def within_waking_window(patient: Patient, moment: dt.datetime) -> bool:
-    local = moment.astimezone(ZoneInfo(patient.timezone)).time()
-    return patient.wake_start <= local and local.replace(second=0, microsecond=0) <= (
-        patient.wake_end
-    )
+def _pause(ctx: InboundContext) -> Command:
+    """PAUSE n: every patient on the number, until n days after their local today."""
+    days = ctx.reply.number
+    if days is None:
+        return Command.PAUSE  # no usable number of days: the answer lists the keywords
+    for patient in ctx.patients:
+        today = ctx.now.astimezone(ZoneInfo(patient.timezone)).date()
+        until = today + dt.timedelta(days=days)
+        _pause_for_reply(ctx, patient, until=until, why={"days": days})
+    return Command.PAUSE
 
 
-def _pause(
-    session: Session, inbound: InboundMessage, patients: list[Patient], *, days: int
+def _warning(ctx: InboundContext) -> Command:
+    """Stop nudging everyone on the number until the clinic has looked (open-ended pause);
+    a STOP said with the warning sign opts the number out as well."""
+    if ctx.reply.command is Command.STOP:
+        _opt_out(ctx)
+    ctx.inbound.needs_attention = True
+    for patient in ctx.patients:
+        _pause_for_reply(ctx, patient, until=None, why={"reason": "warning_sign"})
+    return Command.WARNING
+
+
+def _pause_for_reply(
+    ctx: InboundContext, patient: Patient, *, until: dt.date | None, why: dict[str, object]
 ) -> None:
-    now = inbound.received_at
-    for patient in patients:
-        today = now.astimezone(ZoneInfo(patient.timezone)).date()
-        _pause_patient(session, patient, until=today + dt.timedelta(days=days), now=now)
-        audit.record(
-            session=session,
-            actor=ACTOR,
-            action="pause",
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            detail={"days": days, "inbound_id": inbound.id},
-        )
-
-
-def _warning_pause(session: Session, inbound: InboundMessage, patients: list[Patient]) -> None:
-    """Stop nudging everyone on the number until the clinic has looked (open-ended pause)."""
-    inbound.needs_attention = True
-    for patient in patients:
-        _pause_patient(session, patient, until=None, now=inbound.received_at)
-        audit.record(
-            session=session,
-            actor=ACTOR,
-            action="pause",
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            detail={"reason": "warning_sign", "inbound_id": inbound.id},
-        )
-
-
-def _pause_patient(
-    session: Session, patient: Patient, *, until: dt.date | None, now: dt.datetime
-) -> None:
-    patient.status = PatientStatus.PAUSED
-    patient.paused_until = until
-    refresh_next_due(patient=patient, after=now)
     # Claimed ("sending") reminders are left alone: the send task checks the pause itself.
-    waiting = select(Reminder).where(
-        Reminder.patient_id == patient.id, Reminder.status.in_(CANCELABLE)
+    detail = why | {"inbound_id": ctx.inbound.id}
+    pause(
+        session=ctx.session, patient=patient, until=until, actor=ACTOR, now=ctx.now, detail=detail
     )
-    for reminder in session.scalars(waiting):
-        reminder.status = ReminderStatus.CANCELED
-        reminder.status_at = now
-        reminder.error_detail = "paused"
 
 
-def _pain(
-    session: Session,
-    inbound: InboundMessage,
-    command: Command,
-    score: int,
-    patients: list[Patient],
-    *,
-    window: dt.timedelta,
-) -> Command:
+def _pain(ctx: InboundContext) -> Command:
     """PAIN n is always a score; a bare number only while a pain question is open."""
-    now = inbound.received_at
-    question = _open_pain_question(session, patients, now=now, window=window)
+    command, score = ctx.reply.command, ctx.reply.number
+    if score is None:
+        return command
+    question = _open_pain_question(ctx)
     if command is Command.NUMBER and question is None:
         return Command.NUMBER
-    patient = question.patient if question is not None else patients[0]
-    _attach(inbound, patient, question)
-    session.add(PainScore(patient_id=patient.id, score=score, recorded_at=now))
+    patient = question.patient if question is not None else ctx.patients[0]
+    _attach(ctx.inbound, patient, question)
+    ctx.session.add(PainScore(patient_id=patient.id, score=score, recorded_at=ctx.now))
     if score >= CALL_PAIN_SCORE:
-        inbound.needs_attention = True
+        ctx.inbound.needs_attention = True
     return Command.PAIN
 
 
-def _open_pain_question(
-    session: Session, patients: list[Patient], *, now: dt.datetime, window: dt.timedelta
-) -> Reminder | None:
+def _open_pain_question(ctx: InboundContext) -> Reminder | None:
     """The latest pain question within the reply window that no score has answered yet."""
+    session, now = ctx.session, ctx.now
     question = session.scalars(
         select(Reminder)
         .where(
-            Reminder.patient_id.in_([p.id for p in patients]),
+            Reminder.patient_id.in_([p.id for p in ctx.patients]),
             Reminder.kind == PAIN_QUESTION_KIND,
             Reminder.status.in_(ANSWERABLE),
-            Reminder.due_at >= now - window,
+            Reminder.due_at >= now - ctx.window,
             Reminder.due_at <= now,
         )
         .order_by(Reminder.due_at.desc(), Reminder.id.desc())
@@ -431,80 +422,114 @@ def _open_pain_question(
     return question if answered is None else None
 
 
+HANDLERS: dict[Command, Handler] = {
+    Command.STOP: _stop,
+    Command.START: _start,
+    Command.HELP: _keep,
+    Command.DONE: _done_or_skipped,
+    Command.SKIP: _done_or_skipped,
+    Command.SNOOZE: _snooze,
+    Command.PAUSE: _pause,
+    Command.PAIN: _pain,
+    Command.NUMBER: _pain,
+    Command.WARNING: _warning,
+    Command.OTHER: _keep,
+}
+
+
 # --- 3. answer -----------------------------------------------------------------------------
 
 
-def _result(
-    *, session: Session, settings: Settings, inbound: InboundMessage, reply: Reply
-) -> InboundResult:
+def _result(ctx: InboundContext) -> InboundResult:
     """The answer, derived only from what is stored, so a retried webhook gets the same."""
-    patient = session.get(Patient, inbound.patient_id) if inbound.patient_id else None
+    inbound = ctx.inbound
+    patient = ctx.session.get(Patient, inbound.patient_id) if inbound.patient_id else None
     if patient is None:
-        quiet = reply.command is Command.STOP or optouts.is_opted_out(
-            session=session, address=inbound.from_address
-        )
+        quiet = ctx.reply.command is Command.STOP or _opted_out_now(ctx)
         return InboundResult(None if quiet else _render("unknown_sender", "en", {}) or None, None)
     alert = inbound.id if inbound.command == Command.WARNING.value else None
-    base = patient_context(patient)
+    base = patient_context(patient, patient.clinic)
     parts = [
         _render(message, patient.locale, base | extra)
-        for message, extra in _answers(session, settings, inbound, reply, patient)
+        for message, extra in ANSWERS[Command(inbound.command)](ctx)
     ]
     return InboundResult(" ".join(part for part in parts if part) or None, alert)
 
 
-def _answers(
-    session: Session,
-    settings: Settings,
-    inbound: InboundMessage,
-    reply: Reply,
-    patient: Patient,
-) -> list[tuple[str, dict[str, object]]]:
-    """The system messages to answer with, and their context beyond the patient's own."""
-    command = Command(inbound.command)
-    twilio_answered = settings.twilio_handles_opt_out_replies and bool(reply.exact_keyword)
-    answers: list[tuple[str, dict[str, object]]] = []
-    if reply.warning:
-        answers.append(("warning_sign", {}))
-    if reply.command is Command.STOP:
-        if not twilio_answered:
-            answers.append(("stop_confirm", {}))
-        return answers
-    if command is Command.START:
-        return [] if twilio_answered else [("start_confirm", {})]
-    if command is Command.HELP:
-        return [("help", {})]
-    if answers or optouts.is_opted_out(session=session, address=inbound.from_address):
-        return answers  # after STOP: nothing but safety advice, START and HELP
-    return [_answer(session, inbound, reply, command)]
+def _opted_out_now(ctx: InboundContext) -> bool:
+    return optouts.is_opted_out(session=ctx.session, address=ctx.inbound.from_address)
 
 
-def _answer(
-    session: Session, inbound: InboundMessage, reply: Reply, command: Command
-) -> tuple[str, dict[str, object]]:
-    if command in {Command.DONE, Command.SKIP, Command.SNOOZE}:
-        reminder = session.get(Reminder, inbound.reminder_id) if inbound.reminder_id else None
-        return _reminder_answer(inbound, command, reminder)
-    if command in {Command.PAUSE, Command.PAIN} and reply.number is not None:
-        return f"{command.value}_ack", {"n": reply.number}
-    return "keywords", {}
+def _twilio_answered(ctx: InboundContext) -> bool:
+    """Twilio answers an exact opt-out keyword itself unless Advanced Opt-Out hands it to us."""
+    return ctx.settings.twilio_handles_opt_out_replies and bool(ctx.reply.exact_keyword)
 
 
-def _reminder_answer(
-    inbound: InboundMessage, command: Command, reminder: Reminder | None
-) -> tuple[str, dict[str, object]]:
+def _answer_stop(ctx: InboundContext) -> list[Answer]:
+    return [] if _twilio_answered(ctx) else [("stop_confirm", {})]
+
+
+def _answer_start(ctx: InboundContext) -> list[Answer]:
+    return [] if _twilio_answered(ctx) else [("start_confirm", {})]
+
+
+def _answer_help(_: InboundContext) -> list[Answer]:
+    return [("help", {})]
+
+
+def _answer_warning(ctx: InboundContext) -> list[Answer]:
+    advice: list[Answer] = [("warning_sign", {})]
+    return advice + _answer_stop(ctx) if ctx.reply.command is Command.STOP else advice
+
+
+def _answer_reminder(ctx: InboundContext) -> list[Answer]:
+    """DONE, SKIP, LATER: about the reminder the reply was attached to, if any."""
+    if _opted_out_now(ctx):
+        return []  # after STOP: nothing but safety advice, START and HELP
+    inbound = ctx.inbound
+    reminder = ctx.session.get(Reminder, inbound.reminder_id) if inbound.reminder_id else None
     if reminder is None:
-        return "done_nothing_open", {}
+        return [("done_nothing_open", {})]
+    command = Command(inbound.command)
     if command is Command.DONE:
-        return "done_ack", {"kind": reminder.kind}
-    if command is Command.SNOOZE and within_waking_window(
+        return [("done_ack", {"kind": reminder.kind})]
+    if command is Command.SNOOZE and local_window_contains(
         reminder.patient, inbound.received_at + SNOOZE_DELAY
     ):
-        return "snooze_ack", {"n": int(SNOOZE_DELAY.total_seconds() // 60)}
+        return [("snooze_ack", {"n": int(SNOOZE_DELAY.total_seconds() // 60)})]
     if command is Command.SNOOZE:
         # Too late in the patient's day for a re-send: the reminder is let go.
-        return "snooze_too_late", {}
-    return "skip_ack", {}
+        return [("snooze_too_late", {})]
+    return [("skip_ack", {})]
+
+
+def _answer_number(ctx: InboundContext) -> list[Answer]:
+    """PAUSE n, PAIN n: an acknowledgement that repeats the number."""
+    if _opted_out_now(ctx):
+        return []
+    number = ctx.reply.number
+    if number is None:
+        return _answer_keywords(ctx)
+    return [(f"{ctx.inbound.command}_ack", {"n": number})]
+
+
+def _answer_keywords(ctx: InboundContext) -> list[Answer]:
+    return [] if _opted_out_now(ctx) else [("keywords", {})]
+
+
+ANSWERS: dict[Command, Callable[[InboundContext], list[Answer]]] = {
+    Command.STOP: _answer_stop,
+    Command.START: _answer_start,
+    Command.HELP: _answer_help,
+    Command.DONE: _answer_reminder,
+    Command.SKIP: _answer_reminder,
+    Command.SNOOZE: _answer_reminder,
+    Command.PAUSE: _answer_number,
+    Command.PAIN: _answer_number,
+    Command.NUMBER: _answer_keywords,
+    Command.WARNING: _answer_warning,
+    Command.OTHER: _answer_keywords,
+}
 
 
 def _render(message: str, locale: str, context: dict[str, object]) -> str:
@@ -515,87 +540,3 @@ def _render(message: str, locale: str, context: dict[str, object]) -> str:
         # commit, so a broken template costs the answer, never the effect.
         log.exception("cannot render the %s reply", message)
         return ""
-
-
-def patient_context(patient: Patient) -> dict[str, object]:
-    clinic = patient.clinic
-    return {
-        "first_name": patient.first_name,
-        "clinic_name": clinic.name,
-        "clinic_phone": format_phone(clinic.phone),
-    }
-
-
-# --- the clinic alert ----------------------------------------------------------------------
-
-
-def send_clinic_alert(
-    *, session: Session, settings: Settings, inbound_id: int, transport: Transport
-) -> None:
-    """Email the clinic about a warning-sign reply: one email per patient on the number (they
-    were all paused), to the clinic's address or, without one, to PTNUDGE_EMAIL_FROM.
-
-    Runs in the worker, possibly more than once for one reply (a retried task, a retried
-    webhook): a patient already alerted for this reply is skipped. A TransportError leaves
-    the caller's transaction to roll back and the task to retry.
-    """
-    inbound = session.get(InboundMessage, inbound_id)
-    if inbound is None or inbound.command != Command.WARNING.value:
-        return
-    for patient in _alert_patients(session, inbound):
-        if _alerted(session, patient, inbound):
-            continue
-        to = patient.clinic.email or settings.email_from
-        if not to:
-            log.error("no address for the clinic alert of patient %s", patient.id)
-            continue
-        receipt = transport.send(_alert_message(inbound, patient, to))
-        audit.record(
-            session=session,
-            actor="system",
-            action=ALERT_SENT,
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            detail={"inbound_id": inbound.id, "message_id": receipt.provider_id},
-        )
-
-
-def _alert_patients(session: Session, inbound: InboundMessage) -> list[Patient]:
-    if inbound.patient_id is None:
-        return []
-    patients = _patients_at(session, inbound.from_address)
-    first = session.get(Patient, inbound.patient_id)
-    others = [p for p in patients if p.id != inbound.patient_id]
-    return ([first] if first is not None else []) + others
-
-
-def _alerted(session: Session, patient: Patient, inbound: InboundMessage) -> bool:
-    details = session.scalars(
-        select(AuditEvent.detail).where(
-            AuditEvent.patient_id == patient.id, AuditEvent.action == ALERT_SENT
-        )
-    )
-    return any((detail or {}).get("inbound_id") == inbound.id for detail in details)
-
-
-def _alert_message(inbound: InboundMessage, patient: Patient, to: str) -> OutboundMessage:
-    clinic = patient.clinic
-    email = render_email(
-        message="clinic_alert",
-        locale="en",
-        context={
-            "clinic_name": clinic.name,
-            "first_name": patient.first_name,
-            "patient_id": patient.id,
-            "reply_text": inbound.body,
-            "received_at": inbound.received_at.astimezone(ZoneInfo(clinic.timezone)),
-        },
-    )
-    return OutboundMessage(
-        channel=Channel.EMAIL,
-        to=to,
-        body=email.text,
-        reference=f"alert{inbound.id}-p{patient.id}",
-        subject=email.subject,
-        html=email.html,
-    )

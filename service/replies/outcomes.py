@@ -13,8 +13,6 @@ from sqlalchemy.orm import Session
 
 from service.models import Outcome, Reminder, ReminderStatus
 
-SNOOZE_OF = "snooze_of"  # Reminder.context key: the reminder a snoozed re-send stands for
-
 
 def record_outcome(
     *, session: Session, reminder: Reminder, outcome: Outcome, now: dt.datetime
@@ -50,9 +48,8 @@ def _occurrence_ids(session: Session, reminder: Reminder) -> set[int]:
     """The reminder, the rows merged into it, its twin on the other channel, and the
     reminder a snoozed re-send stands for."""
     ids = {reminder.id}
-    original = (reminder.context or {}).get(SNOOZE_OF)
-    if isinstance(original, int):
-        ids.add(original)
+    if reminder.snooze_of_id is not None:
+        ids.add(reminder.snooze_of_id)
     conditions = [Reminder.merged_into_id == reminder.id]
     if reminder.plan_item_id is not None:
         conditions.append(

@@ -22,8 +22,8 @@ Definitions (the clinic reads these numbers, so they are kept simple and stated 
 
 Counting happens in SQL, grouped by patient, kind and *local* day: a clinic can have
 thousands of patients with ten reminders a day each, and the per-day rows are all the
-weekly and streak figures need. PostgreSQL converts to the patient's zone itself; SQLite
-has no time zones, so a small deterministic SQL function is registered on the connection.
+weekly and streak figures need; the database converts to the patient's zone itself
+(``service.db.dialects.local_date``).
 """
 
 from __future__ import annotations
@@ -38,17 +38,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
-    Date,
     Select,
     and_,
     case,
-    cast,
     func,
     select,
-    type_coerce,
 )
 from sqlalchemy.orm import Session
 
+from service.db.dialects import local_date
 from service.models import (
     DELIVERED_STATUSES,
     Clinic,
@@ -68,7 +66,6 @@ SILENT_AFTER = dt.timedelta(days=3)
 # Recorded reply commands that mean "the clinic should look at this now".
 WARNING_COMMANDS = frozenset({Command.WARNING.value})
 PAIN_TREND_STEP = 0.5  # points per week before a trend counts as a change
-_SQLITE_LOCAL_DATE = "ptnudge_local_date"
 
 
 class Flag(enum.StrEnum):
@@ -507,7 +504,7 @@ def _day_counts_query(
     now: dt.datetime,
     reply_window: dt.timedelta,
 ) -> Select[Any]:
-    day = _local_date(session).label("day")
+    day = local_date(Reminder.due_at, Patient.timezone, session=session).label("day")
     no_outcome = Reminder.outcome.is_(None)
     answerable_until = now - reply_window
     return (
@@ -552,22 +549,6 @@ def _day_row(row: Sequence[Any]) -> _DayRow:
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def _local_date(session: Session) -> ColumnElement[dt.date]:
-    """The reminder's due date in the patient's own zone, computed by the database."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone(Patient.timezone, Reminder.due_at), Date)
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
-    driver.create_function(_SQLITE_LOCAL_DATE, 2, _sqlite_local_date, deterministic=True)
-    return type_coerce(getattr(func, _SQLITE_LOCAL_DATE)(Reminder.due_at, Patient.timezone), Date)
-
-
-def _sqlite_local_date(stored: str, zone: str) -> str:
-    # SQLite keeps UTCDateTime values as naive UTC text ("2026-11-25 14:00:00.000000").
-    moment = dt.datetime.fromisoformat(stored).replace(tzinfo=dt.UTC)
-    return moment.astimezone(ZoneInfo(zone)).date().isoformat()
 
 
 def _pain_points(

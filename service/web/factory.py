@@ -6,8 +6,6 @@ any module of ``service.web`` does neither.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from twilio.request_validator import RequestValidator
 
@@ -15,9 +13,9 @@ from config.settings import Settings
 from service import logs
 from service.db import make_engine, make_sessionmaker
 from service.models import utcnow
-from service.replies.inbound import CLINIC_ALERT_TASK
 from service.web import links, ops, twilio
 from service.web.wiring import Clock, Enqueue, Wiring
+from tasks.publish import clinic_alert_publisher
 
 
 def create_app(
@@ -33,7 +31,7 @@ def create_app(
         engine=engine,
         sessions=make_sessionmaker(engine),
         clock=clock,
-        enqueue=enqueue_alert or _celery_enqueue(settings),
+        enqueue=enqueue_alert or clinic_alert_publisher(settings),
         validator=RequestValidator(token),
     )
     app = FastAPI(title="ptnudge", version="0.1.0", docs_url=None, redoc_url=None)
@@ -41,22 +39,3 @@ def create_app(
     links.add_routes(app, wiring)
     ops.add_routes(app, wiring)
     return app
-
-
-def _celery_enqueue(settings: Settings) -> Enqueue:
-    celery: Any = None
-
-    def enqueue(inbound_id: int) -> None:
-        nonlocal celery
-        if celery is None:
-            from tasks.app import create_app as create_celery  # noqa: PLC0415 - only when used
-
-            celery = create_celery(settings)
-        celery.send_task(
-            CLINIC_ALERT_TASK,
-            args=[inbound_id],
-            retry=True,
-            retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 1},
-        )
-
-    return enqueue

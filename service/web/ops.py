@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
-from kombu.connection import Connection
 from sqlalchemy import Engine, text
 
 from config.settings import Settings
-from service import metrics
+from service import broker, metrics
 from service.web.urls import HEALTH_PATH, METRICS_PATH
 from service.web.wiring import Wiring, responses
 
@@ -42,13 +41,8 @@ def _check_database(engine: Engine) -> str:
 
 
 def _check_broker(settings: Settings) -> str:
-    # The embedded (SQLAlchemy) transport hands transport options to create_engine, which
-    # refuses socket options; the network brokers get a short socket timeout.
-    options = {} if settings.embedded_broker else {"socket_timeout": HEALTH_TIMEOUT}
     try:
-        with Connection(
-            settings.broker_url, connect_timeout=HEALTH_TIMEOUT, transport_options=options
-        ) as connection:
+        with broker.connect(settings, timeout=HEALTH_TIMEOUT) as connection:
             connection.ensure_connection(
                 max_retries=1, interval_start=0, interval_step=0, timeout=HEALTH_TIMEOUT
             )

@@ -3,13 +3,23 @@ be walked back."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from typing import Any
+
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import select
 
 from service.db import MIGRATIONS_DIR, Base, upgrade
+from service.models import Channel, InboundMessage, Patient, PlanItem, Reminder, ReminderStatus
 from tests.conftest import Database
+from tests.factories import make_clinic, make_patient
+
+NOW = dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC)
 
 
 def test_migrated_schema_matches_the_models(database: Database) -> None:
@@ -29,3 +39,109 @@ def test_migrations_walk_down_to_nothing_and_back_up(database: Database) -> None
         assert tables <= {"alembic_version"}
     finally:
         upgrade(database.url, "head")
+
+
+def test_typed_reminder_links_keep_the_data_down_and_up(committed_db: Database) -> None:
+    """0003 turns ``context["snooze_of"]`` into ``snooze_of_id`` and derives merged kinds from
+    ``merged_into_id``; walking down writes both back into ``context``. Rows that point at
+    these reminders (merged rows, inbound replies) keep pointing at them."""
+    ids = _reminders_with_links(committed_db)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", committed_db.url)
+    try:
+        command.downgrade(config, "0002")
+        contexts = dict(_select(committed_db, "id, context", "context IS NOT NULL"))
+        assert {key: _json(value) for key, value in contexts.items()} == {
+            ids["snooze"]: {"snooze_of": ids["original"]},
+            ids["head"]: {"merged_kinds": ["leg_strength", "pelvic_tilt"]},
+        }
+    finally:
+        upgrade(committed_db.url, "head")
+    with committed_db.sessions() as session:
+        snooze = session.get(Reminder, ids["snooze"])
+        merged = session.scalars(
+            select(Reminder.id).where(Reminder.merged_into_id == ids["head"]).order_by(Reminder.id)
+        ).all()
+        replies = session.scalars(select(InboundMessage.reminder_id)).all()
+    assert snooze is not None
+    assert snooze.snooze_of_id == ids["original"]
+    assert list(merged) == [ids["tilt"], ids["legs"]]
+    assert list(replies) == [ids["original"]]
+
+
+def _reminders_with_links(db: Database) -> dict[str, int]:
+    """An answered reminder and its snoozed re-send, and a message with two merged into it."""
+    with db.sessions() as session, session.begin():
+        clinic = make_clinic(session)
+        patient = make_patient(
+            session,
+            clinic,
+            items=[
+                {"kind": "stretch", "at_times": ["09:00"]},
+                {"kind": "leg_strength", "at_times": ["09:05"]},
+                {"kind": "pelvic_tilt", "at_times": ["09:05"]},
+            ],
+        )
+        stretch, legs, tilt = patient.plan_items
+        original = _reminder(patient, stretch, NOW, ReminderStatus.DELIVERED)
+        session.add(original)
+        session.flush()
+        snooze = _reminder(patient, stretch, NOW + dt.timedelta(minutes=30))
+        snooze.snooze_of_id = original.id
+        head = _reminder(patient, stretch, NOW + dt.timedelta(days=1), ReminderStatus.SENT)
+        session.add_all([snooze, head])
+        session.flush()
+        merged = []
+        # Inserted out of plan order: the kinds come back by due time, then plan position.
+        for item in (tilt, legs):
+            row = _reminder(patient, item, NOW + dt.timedelta(days=1, minutes=5))
+            row.status, row.merged_into_id = ReminderStatus.MERGED, head.id
+            merged.append(row)
+        session.add_all(merged)
+        session.add(
+            InboundMessage(
+                channel=Channel.SMS,
+                from_address=patient.phone or "",
+                patient_id=patient.id,
+                reminder_id=original.id,
+                body="DONE",
+                command="done",
+            )
+        )
+        session.flush()
+        return {
+            "original": original.id,
+            "snooze": snooze.id,
+            "head": head.id,
+            "tilt": merged[0].id,
+            "legs": merged[1].id,
+        }
+
+
+def _reminder(
+    patient: Patient,
+    item: PlanItem,
+    due_at: dt.datetime,
+    status: ReminderStatus = ReminderStatus.SCHEDULED,
+) -> Reminder:
+    return Reminder(
+        patient_id=patient.id,
+        plan_item_id=item.id,
+        kind=item.kind,
+        channel=Channel.SMS,
+        due_at=due_at,
+        status=status,
+        status_at=due_at,
+    )
+
+
+def _select(db: Database, columns: str, where: str) -> list[tuple[Any, ...]]:
+    with db.engine.connect() as connection:
+        found = connection.execute(sa.text(f"SELECT {columns} FROM reminders WHERE {where}"))
+        return [tuple(row) for row in found]
+
+
+def _json(value: Any) -> Any:
+    # Read without the model: SQLite hands back the stored text, PostgreSQL the parsed JSON.
+    return json.loads(value) if isinstance(value, str) else value

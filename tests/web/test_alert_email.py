@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 from config.settings import Settings
 from service.db import transaction
 from service.models import AuditEvent, InboundMessage, Patient, PatientStatus
-from service.replies.inbound import send_clinic_alert
+from service.replies.alerts import send_clinic_alert
 from service.transports.base import TransportError
 from service.transports.email import SmtpEmailTransport
 from service.web.factory import create_app

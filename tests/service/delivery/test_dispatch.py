@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.delivery.dispatch import DispatchRules, dispatch_due
+from service.delivery.messages import merged_kinds
 from service.enrollment import optouts
 from service.models import (
     Channel,
@@ -127,6 +128,26 @@ def test_reminders_within_the_minimum_gap_are_merged_into_one_message(session: S
     # 09:30 is outside the gap: it stays due on its own.
     nexts = {item.kind: item.next_due_at for item in patient.plan_items}
     assert nexts["leg_strength"] == dt.datetime(2026, 12, 2, 15, 30, tzinfo=dt.UTC)
+
+
+def test_the_kinds_merged_into_a_message_are_read_back_by_due_time_then_plan_order(
+    session: Session,
+) -> None:
+    patient_due(
+        session,
+        items=[
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "leg_strength", "at_times": ["09:05"]},
+            {"kind": "pelvic_tilt", "at_times": ["09:04"]},
+            {"kind": "posture", "at_times": ["09:05"]},
+        ],
+    )
+    result = dispatch_due(session=session, rules=RULES, now=NOW)
+    [head_id] = result.to_send
+
+    found = merged_kinds(session=session, head_ids=[head_id, head_id + 1000])
+
+    assert found == {head_id: ["pelvic_tilt", "leg_strength", "posture"]}
 
 
 def test_each_channel_gets_its_own_reminder_and_an_opted_out_one_gets_none(

@@ -23,7 +23,8 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
-from service.replies.inbound import InboundResult, handle_sms
+from service.replies.inbound import ANSWERS, HANDLERS, InboundResult, handle_sms
+from service.replies.parser import Command
 from tests.conftest import Database, make_settings
 from tests.factories import make_clinic, make_patient
 
@@ -384,6 +385,27 @@ def test_done_for_a_resend_counts_for_the_original(
     assert (original.outcome, resend.outcome) == (Outcome.DONE, Outcome.DONE)
 
 
+def test_a_resend_of_a_resend_still_points_at_the_first_reminder(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    original = add_reminder(session, patient)
+    sms(session, settings, patient, "later")
+    first = session.scalars(
+        select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)
+    ).one()
+    first.status = ReminderStatus.DELIVERED
+    first.sent_at = first.due_at
+    session.flush()
+
+    sms(session, settings, patient, "later", now=first.due_at + dt.timedelta(minutes=1))
+
+    second = session.scalars(
+        select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)
+    ).one()
+    assert (first.snooze_of_id, second.snooze_of_id) == (original.id, original.id)
+    assert second.due_at == first.due_at + dt.timedelta(minutes=31)
+
+
 def test_done_before_the_resend_cancels_it(
     session: Session, settings: Settings, patient: Patient
 ) -> None:
@@ -434,6 +456,24 @@ def test_pause_n_pauses_for_n_days_and_cancels_what_is_queued(
     assert next_due.date() == dt.date(2026, 2, 13)  # 09:00 Chicago on the day it ends
     assert result.reply_text is not None
     assert "paused for 3 days" in result.reply_text
+
+
+def test_pause_by_reply_is_audited_like_a_clinic_pause_with_the_reply_that_asked(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    add_reminder(
+        session, patient, status=ReminderStatus.QUEUED, due_at=NOW + dt.timedelta(minutes=1)
+    )
+
+    sms(session, settings, patient, "PAUSE 3")
+
+    inbound_id = session.scalars(select(InboundMessage.id)).one()
+    detail = session.scalars(
+        select(AuditEvent.detail).where(
+            AuditEvent.action == "pause", AuditEvent.patient_id == patient.id
+        )
+    ).one()
+    assert detail == {"until": "2026-02-13", "canceled": 1, "days": 3, "inbound_id": inbound_id}
 
 
 def test_pause_without_a_number_changes_nothing(
@@ -604,3 +644,12 @@ def test_the_body_and_the_full_number_never_reach_the_log(
 
     assert "secret knee" not in caplog.text
     assert (patient.phone or "") not in caplog.text
+
+
+# --- the reading table ---------------------------------------------------------------------
+
+
+def test_every_reading_has_one_handler_and_one_answer() -> None:
+    # A command the parser can return but no table names would fail at the first such text.
+    assert set(HANDLERS) == set(Command)
+    assert set(ANSWERS) == set(Command)

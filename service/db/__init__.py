@@ -1,4 +1,7 @@
-"""Engine, sessions and the column types every table shares."""
+"""The database: engine, sessions and the column types every table shares (here), what
+differs between PostgreSQL and SQLite (``dialects``, ``bulk``) and the Alembic migrations.
+
+May import nothing of ptnudge but ``config``; every other package may import it."""
 
 from __future__ import annotations
 

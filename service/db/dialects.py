@@ -1,0 +1,108 @@
+"""What differs between PostgreSQL and SQLite, behind names that say what is wanted.
+
+Business code calls these and never asks which database it runs on. PostgreSQL is the
+production database; SQLite serves development, the demo and half of the test runs, so each
+function gives the same result on both, by the means each database has.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    Date,
+    Insert,
+    Select,
+    SQLColumnExpression,
+    Table,
+    cast,
+    func,
+    text,
+    type_coerce,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from service.db.bulk import BulkLoader, PostgreSQLLoader, SQLiteLoader
+
+T = TypeVar("T", bound=tuple[Any, ...])
+M = TypeVar("M", bound=DeclarativeBase)
+_SQLITE_LOCAL_DATE = "ptnudge_local_date"
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def for_update_skip_locked(
+    query: Select[T], *, session: Session, of: type[Any] | None = None
+) -> Select[T]:
+    """The query's rows locked until commit, passing over rows another transaction holds, so
+    that concurrent claimers each take different rows. ``of`` limits the lock to one entity
+    of a joined query.
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED``. SQLite has no row locks: its writing transactions
+    begin with ``BEGIN IMMEDIATE`` (see ``make_engine``), so one claimer runs at a time.
+    """
+    if not _postgresql(session):
+        return query
+    return query.with_for_update(skip_locked=True, of=of)
+
+
+def get_for_update(session: Session, entity: type[M], ident: int) -> M | None:
+    """One row by primary key, locked until commit (PostgreSQL ``FOR UPDATE``; on SQLite the
+    writing transaction already excludes every other writer)."""
+    return session.get(entity, ident, with_for_update=_postgresql(session))
+
+
+def insert_ignoring_duplicates(
+    target: type[DeclarativeBase] | Table, *, session: Session, unique: Sequence[str]
+) -> Insert:
+    """An INSERT that skips rows whose ``unique`` columns match a row already stored (or one
+    a concurrent transaction just stored): ``ON CONFLICT DO NOTHING`` on both databases,
+    whose SQLAlchemy constructs differ."""
+    dialect_insert = postgresql.insert if _postgresql(session) else sqlite.insert
+    return dialect_insert(target).on_conflict_do_nothing(index_elements=list(unique))
+
+
+def local_date(
+    moment: SQLColumnExpression[dt.datetime],
+    zone: SQLColumnExpression[str],
+    *,
+    session: Session,
+) -> ColumnElement[dt.date]:
+    """The date of a stored UTC ``moment`` in the IANA ``zone``, computed by the database.
+
+    PostgreSQL converts with ``timezone()``. SQLite has no time zones: a small deterministic
+    SQL function is registered on this session's connection.
+    """
+    if _postgresql(session):
+        return cast(func.timezone(zone, moment), Date)
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    driver.create_function(_SQLITE_LOCAL_DATE, 2, _sqlite_local_date, deterministic=True)
+    return type_coerce(getattr(func, _SQLITE_LOCAL_DATE)(moment, zone), Date)
+
+
+def _sqlite_local_date(stored: str, zone: str) -> str:
+    # SQLite keeps UTCDateTime values as naive UTC text ("2026-11-25 14:00:00.000000").
+    moment = dt.datetime.fromisoformat(stored).replace(tzinfo=dt.UTC)
+    return moment.astimezone(ZoneInfo(zone)).date().isoformat()
+
+
+def commit_without_waiting_for_disk(session: Session) -> None:
+    """Let this transaction's commit return before its WAL reaches the disk (PostgreSQL
+    ``synchronous_commit = off``, for this transaction only). A crash may then lose the
+    latest such commits, never corrupt anything: callers use it where a lost commit is
+    redone or harmless. SQLite commits as it always does."""
+    if _postgresql(session):
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
+def bulk_loader(session: Session) -> BulkLoader[Any]:
+    """How many rows at once go into this session's database (see ``service.db.bulk``)."""
+    return PostgreSQLLoader() if _postgresql(session) else SQLiteLoader()
