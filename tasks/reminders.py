@@ -83,6 +83,7 @@ def send(self: Task[Any, Any], reminder_ids: list[int]) -> dict[str, int]:
             transports=Transports(
                 sms=runtime.sms, email=runtime.email, sms_limit=runtime.sms_limit
             ),
+            urls=runtime.urls,
             reminder_ids=reminder_ids,
             retry_policy=retry_policy(runtime.settings),
         )

@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from service.db import make_engine, make_sessionmaker
+from service.delivery.links import UrlBuilder
 from service.delivery.ratelimit import RateLimiter, sms_rate_limiter
 from service.transports.base import Transport
 from service.transports.registry import email_transport, sms_transport
 from tasks.app import settings_of
+from tasks.urls import public_urls
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Runtime:
     sms: Transport
     email: Transport
     sms_limit: RateLimiter
+    urls: UrlBuilder
 
 
 def get_runtime(app: Celery) -> Runtime:
@@ -42,4 +45,5 @@ def _runtime_for(pid: int, app: Celery) -> Runtime:
         sms=sms_transport(settings),
         email=email_transport(settings),
         sms_limit=sms_rate_limiter(settings),
+        urls=public_urls(settings),
     )

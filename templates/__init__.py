@@ -1,7 +1,8 @@
-"""Message templates: ``sms/<locale>/<message>.txt`` and ``email/<locale>/<message>/``.
+"""Message templates: ``sms/<locale>/<message>.txt`` and ``email/<locale>/<message>/``;
+and the adherence report's page, ``reports/adherence.html``.
 
-Rendered only through ``service.delivery.rendering``; ``service.cli.templates_check`` proves
-every one fits.
+Messages are rendered only through ``service.delivery.rendering``, the report page only by
+``service.reporting.reports``; ``service.cli.templates_check`` proves every message fits.
 """
 
 from pathlib import Path

@@ -1,4 +1,6 @@
-"""The ``ptnudge`` admin script. Importing the command modules registers their commands."""
+"""The ``ptnudge`` admin script: commands, terminal output (Rich), the demo, the checks.
+
+May import the core packages and ``tasks``; never ``service.web``."""
 
 from __future__ import annotations
 
@@ -15,10 +17,7 @@ from service.cli import (  # noqa: F401 - imported for their @command registrati
 )
 from service.cli.app import app
 
-# The report group is written beside this one; add it once its module defines it.
-_report_app = getattr(report, "report_app", None)
-if _report_app is not None:
-    app.add_typer(_report_app, name="report")
+app.add_typer(report.report_app, name="report")
 app.add_typer(replies.replies_app, name="replies")
 
 

@@ -27,6 +27,7 @@ from service.enrollment import clinics, patients
 from service.replies import inbound
 from service.reporting import adherence
 from service.transports.base import OutboundMessage, Receipt
+from tasks.urls import public_urls
 
 ZONE = "America/Chicago"
 PATIENT_PHONE = "+13125550100"
@@ -71,28 +72,23 @@ def demo_settings(workdir: Path) -> Settings:
 
 
 def run_demo(*, console: Console, workdir: Path, day: dt.date) -> adherence.PatientAdherence:
-    """Play one day for a demo patient; returns her adherence at the end of the day."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    for stale in workdir.glob("demo*.db*"):
-        stale.unlink()
-    settings = demo_settings(workdir)
-    upgrade(settings.database_url)
-    sessions = make_sessionmaker(make_engine(settings.database_url))
+    """Play one day for a demo patient; returns her adherence at the end of the day.
+
+    1. A fresh SQLite database with the demo clinic and patient.
+    2. Every STEP from 07:30 to 20:30 local: a dispatcher tick, the sends it queued, and the
+       scripted replies that have come due.
+    3. Her adherence for the day, as the clinic sees it.
+    """
+    settings, sessions = _fresh_database(workdir)
     zone = ZoneInfo(ZONE)
     start = dt.datetime.combine(day, dt.time(7, 30), zone).astimezone(dt.UTC)
     end = dt.datetime.combine(day, dt.time(20, 30), zone).astimezone(dt.UTC)
     patient_id, clinic_id = _enroll(sessions, settings, start, day)
-    console.print(
-        Panel.fit(
-            f"Lakeside Back Clinic enrolls [bold]Ana[/] (program stenosis-core, waking "
-            f"08:00-20:00 {ZONE}) on {day:%A %d %B %Y}.\nThe day below runs on a fast-forwarded "
-            "clock with the real dispatcher and send code; Ana's replies are scripted.",
-            title="ptnudge demo",
-        )
-    )
+    console.print(_intro(day))
     clock = [start]
     phone = DemoPhone(console=console, clock=clock)
     transports = Transports(sms=phone, email=phone)
+    urls = public_urls(settings)
     replies = list(SCRIPT)
     for moment in _steps(start, end):
         clock[0] = moment
@@ -102,26 +98,50 @@ def run_demo(*, console: Console, workdir: Path, day: dt.date) -> adherence.Pati
                 sessions=sessions,
                 settings=settings,
                 transports=transports,
+                urls=urls,
                 reminder_id=reminder_id,
                 retry_in=None,
                 clock=lambda: clock[0],
             )
         while replies and dt.datetime.combine(day, replies[0][0], zone) <= moment:
-            _reply(
-                console,
-                sessions,
-                settings,
-                text=replies.pop(0)[1],
-                moment=moment,
-                remaining=len(replies),
-            )
-    with sessions() as session:
-        rows = adherence.patient_adherence(
-            session=session, clinic_id=clinic_id, since=start, now=end
-        )
-    summary = next(row for row in rows if row.patient_id == patient_id)
+            text = replies.pop(0)[1]
+            _reply(console, sessions, settings, text=text, moment=moment, remaining=len(replies))
+    summary = _day_adherence(sessions, patient_id=patient_id, clinic_id=clinic_id, day=(start, end))
     console.print(_summary_table(summary, len(phone.received)))
     return summary
+
+
+def _fresh_database(workdir: Path) -> tuple[Settings, sessionmaker[Session]]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    for stale in workdir.glob("demo*.db*"):
+        stale.unlink()
+    settings = demo_settings(workdir)
+    upgrade(settings.database_url)
+    return settings, make_sessionmaker(make_engine(settings.database_url))
+
+
+def _intro(day: dt.date) -> Panel:
+    return Panel.fit(
+        f"Lakeside Back Clinic enrolls [bold]Ana[/] (program stenosis-core, waking "
+        f"08:00-20:00 {ZONE}) on {day:%A %d %B %Y}.\nThe day below runs on a fast-forwarded "
+        "clock with the real dispatcher and send code; Ana's replies are scripted.",
+        title="ptnudge demo",
+    )
+
+
+def _day_adherence(
+    sessions: sessionmaker[Session],
+    *,
+    patient_id: int,
+    clinic_id: int,
+    day: tuple[dt.datetime, dt.datetime],
+) -> adherence.PatientAdherence:
+    since, until = day
+    with sessions() as session:
+        rows = adherence.patient_adherence(
+            session=session, clinic_id=clinic_id, since=since, now=until
+        )
+    return next(row for row in rows if row.patient_id == patient_id)
 
 
 def _enroll(

@@ -69,26 +69,43 @@ def run(
     settings = settings_or_exit()
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)
+    _share_metrics_folder()
+    # Our own interpreter and fixed arguments: nothing here comes from outside.
+    processes = {
+        name: subprocess.Popen(cmd)  # noqa: S603
+        for name, cmd in _commands(host=host, port=port, concurrency=concurrency).items()
+    }
+    # A SIGTERM (a service manager, `timeout`) stops the children too, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _stop_requested)
+    console = Console(stderr=True)
+    console.print(f"ptnudge running: web on http://{host}:{port}, worker and beat. Ctrl-C stops.")
+    _supervise(processes, console)
+    failed = any(process.returncode not in (0, -signal.SIGTERM) for process in processes.values())
+    raise typer.Exit(1 if failed else 0)
+
+
+def _commands(*, host: str, port: int, concurrency: int) -> dict[str, list[str]]:
     python = sys.executable
-    commands = {
+    return {
         "worker": [python, "-m", "celery", "-A", "tasks.app", "worker", "--loglevel", "INFO",
                    "--concurrency", str(concurrency)],
         "beat": [python, "-m", "celery", "-A", "tasks.app", "beat", "--loglevel", "INFO",
                  "--schedule", str(Path(".ptnudge") / "celerybeat-schedule")],
         "web": [python, "-m", "uvicorn", "service.web:app", "--host", host, "--port", str(port)],
     }  # fmt: skip
+
+
+def _share_metrics_folder() -> None:
     # Web, worker and beat share a metrics folder: the web app's /metrics shows the
-    # worker's counters too.
+    # worker's counters too. The children inherit the variable.
     metrics_dir = Path(".ptnudge") / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
-    # Our own interpreter and fixed arguments: nothing here comes from outside.
-    processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
-    # A SIGTERM (a service manager, `timeout`) stops the children too, like Ctrl-C does.
-    signal.signal(signal.SIGTERM, _stop_requested)
-    console = Console(stderr=True)
-    console.print(f"ptnudge running: web on http://{host}:{port}, worker and beat. Ctrl-C stops.")
+
+
+def _supervise(processes: dict[str, subprocess.Popen[bytes]], console: Console) -> None:
+    """Wait until one process stops or Ctrl-C (or SIGTERM); then stop them all, gently first."""
     try:
         while all(process.poll() is None for process in processes.values()):
             time.sleep(0.5)
@@ -105,8 +122,6 @@ def run(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-    failed = any(process.returncode not in (0, -signal.SIGTERM) for process in processes.values())
-    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

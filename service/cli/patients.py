@@ -105,32 +105,42 @@ def _clinic_or_none(session: Session, slug: str | None) -> Clinic | None:
 
 # --- enroll ------------------------------------------------------------------------------
 
+# The enroll flags (the CSV import takes the same names as columns).
+FirstName = Annotated[str, typer.Option("--first-name", help="As the patient likes it.")]
+Phone = Annotated[str | None, typer.Option(help="Any format; the clinic's country by default.")]
+Email = Annotated[str | None, typer.Option(help="For the email channel.")]
+Timezone = Annotated[str | None, typer.Option(help="IANA zone; default: the clinic's.")]
+ProgramId = Annotated[str | None, typer.Option(help="Program id; default stenosis-core.")]
+Channels = Annotated[str | None, typer.Option(help="sms, email or both.")]
+Wake = Annotated[str | None, typer.Option(help="Waking window; default 08:00-20:00.")]
+Locale = Annotated[str | None, typer.Option(help="en or es; default en.")]
+Start = Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD); default today.")]
+Tune = Annotated[
+    list[str] | None,
+    typer.Option(help="Per-patient tuning, repeatable: stretch.at=10:00,16:00, heat.off …"),
+]
+MaxPerDay = Annotated[str | None, typer.Option(help="Daily message limit.")]
+ConsentMethod = Annotated[
+    str | None, typer.Option(help="How consent was given; default: recorded by clinic.")
+]
+
 
 @patients_app.command("enroll")
 def enroll(
     *,
     clinic: ClinicOption,
-    first_name: Annotated[str, typer.Option("--first-name", help="As the patient likes it.")],
-    phone: Annotated[
-        str | None, typer.Option(help="Any format; the clinic's country by default.")
-    ] = None,
-    email: Annotated[str | None, typer.Option(help="For the email channel.")] = None,
-    timezone: Annotated[str | None, typer.Option(help="IANA zone; default: the clinic's.")] = None,
-    program: Annotated[str | None, typer.Option(help="Program id; default stenosis-core.")] = None,
-    channel: Annotated[str | None, typer.Option(help="sms, email or both.")] = None,
-    wake: Annotated[str | None, typer.Option(help="Waking window; default 08:00-20:00.")] = None,
-    locale: Annotated[str | None, typer.Option(help="en or es; default en.")] = None,
-    start: Annotated[
-        str | None, typer.Option(help="First day (YYYY-MM-DD); default today.")
-    ] = None,
-    tune: Annotated[
-        list[str] | None,
-        typer.Option(help="Per-patient tuning, repeatable: stretch.at=10:00,16:00, heat.off …"),
-    ] = None,
-    max_per_day: Annotated[str | None, typer.Option(help="Daily message limit.")] = None,
-    consent_method: Annotated[
-        str | None, typer.Option(help="How consent was given; default: recorded by clinic.")
-    ] = None,
+    first_name: FirstName,
+    phone: Phone = None,
+    email: Email = None,
+    timezone: Timezone = None,
+    program: ProgramId = None,
+    channel: Channels = None,
+    wake: Wake = None,
+    locale: Locale = None,
+    start: Start = None,
+    tune: Tune = None,
+    max_per_day: MaxPerDay = None,
+    consent_method: ConsentMethod = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enroll one patient; prints the new patient's id (--json: the patient)."""
@@ -160,6 +170,11 @@ def enroll(
         doc = patient_document(patient)
         opted_out = optouts.opted_out_channels(session=session, patient=patient)
         doc["opted_out"] = [channel.value for channel in opted_out]
+    _report_enrolled(doc, opted_out, as_json=as_json)
+
+
+def _report_enrolled(doc: dict[str, Any], opted_out: list[Channel], *, as_json: bool) -> None:
+    """The id alone on stdout (scripts capture it), the rest as a note; or the patient."""
     if as_json:
         output.print_json(doc)
         return

@@ -14,6 +14,7 @@ from service.cli.context import command_context, now
 from service.delivery.preview import PreviewEntry, silence_reasons
 from service.delivery.preview import preview as preview_reminders
 from service.enrollment import clinics, patients
+from tasks.urls import public_urls
 
 
 def entry_document(entry: PreviewEntry) -> dict[str, object]:
@@ -42,7 +43,12 @@ def preview(
         patient = patients.get_patient(session=session, patient_id=patient_id, clinic=where)
         start = local_midnight(from_, patient.timezone) if from_ else now()
         entries = preview_reminders(
-            session=session, settings=ctx.settings, patient=patient, start=start, days=days
+            session=session,
+            settings=ctx.settings,
+            urls=public_urls(ctx.settings),
+            patient=patient,
+            start=start,
+            days=days,
         )
         docs = [entry_document(entry) for entry in entries]
         reasons = silence_reasons(session=session, patient=patient)

@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import io
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from service.cli import output
 from service.cli.context import command_context, now
 from service.enrollment import clinics
-from service.reporting.adherence import DEFAULT_THRESHOLD, build_report, period_start
-from service.reporting.reports import ReportFormat, render, render_table, summary_line
+from service.reporting.adherence import (
+    DEFAULT_THRESHOLD,
+    AdherenceReport,
+    build_report,
+    period_start,
+)
+from service.reporting.reports import render_csv, render_html, render_json, report_table
 
 report_app = typer.Typer(help="Reports for clinic staff.", no_args_is_help=True)
+
+
+class ReportFormat(enum.StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+    HTML = "html"
 
 
 @report_app.command("adherence")
@@ -59,7 +76,7 @@ def adherence(
         output.note(f"wrote {len(report.patients)} patients to {output_file}")
     elif fmt is ReportFormat.TABLE:
         output.stdout().print(render_table(report))
-        output.say(summary_line(report))
+        output.say(report_table(report).summary)
     else:
         sys.stdout.write(render(report, fmt))
 
@@ -71,3 +88,36 @@ def parse_day(value: str | None) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"--since {value!r}: expected a date like 2026-11-02") from None
+
+
+def render(report: AdherenceReport, fmt: ReportFormat) -> str:
+    """The report as text in the chosen format (the table as plain text, for a file)."""
+    match fmt:
+        case ReportFormat.TABLE:
+            return table_text(report)
+        case ReportFormat.CSV:
+            return render_csv(report)
+        case ReportFormat.JSON:
+            return render_json(report)
+        case ReportFormat.HTML:
+            return render_html(report)
+
+
+def render_table(report: AdherenceReport) -> Table:
+    """A rich Table; cells are Text objects, so a name like "[bold]" is shown, not obeyed."""
+    data = report_table(report)
+    table = Table(title=data.title, title_justify="left", header_style="bold")
+    for name, justify in data.columns:
+        table.add_column(name, justify=justify)
+    for row in data.rows:
+        table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
+def table_text(report: AdherenceReport, *, width: int = 160) -> str:
+    """The table as plain text (no colour codes), for ``--output`` files."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
+    console.print(render_table(report))
+    console.print(report_table(report).summary)
+    return buffer.getvalue()

@@ -4,7 +4,8 @@ Each template, in every locale and every variant, is rendered against
 ``rendering.worst_case_context`` (the longest first name, clinic name and phrases). A
 problem is reported, with the template's path under the templates folder, for:
 
-1. a file that does not compile (syntax error, with its line) or is not a known template;
+1. a file that does not compile (syntax error, with its line) or is not a known template
+   (the pages under ``reports/`` are not messages: they are only compiled here);
 2. a missing message or translation, a missing part of an email, a gap between variants;
 3. an undefined variable or any other rendering error (StrictUndefined makes this loud);
 4. an SMS over one segment (the welcome and HELP: two), rendered as written (without the
@@ -52,6 +53,8 @@ _DIAGNOSIS_WORDS = (
     r"stenos[ie]s|spin(e|al)|sciatica|hernia(ted)?|arthritis|diagnos\w*|disc|nerve|"
     r"estenosis|columna|ci[aá]tica|artritis|diagn[oó]stico|nervio"
 )
+# Page templates, not messages: the adherence report (``service.reporting.reports``).
+PAGE_FOLDERS = ("reports",)
 BANNED_IN_SMS = re.compile(rf"\b({_DIAGNOSIS_WORDS})\b", re.IGNORECASE)
 # A reminder says what to do, not what hurts.
 BANNED_IN_REMINDERS = re.compile(r"\b(pain|painful|dolor|dolores)\b", re.IGNORECASE)
@@ -112,8 +115,13 @@ def _check_files(root: Path) -> Iterator[Problem]:
             env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
             yield Problem(name, f"line {exc.lineno}: syntax error: {exc.message}")
-        if name not in expected and not any(part.startswith("_") for part in name.split("/")):
+        if name not in expected and not _outside_messages(name):
             yield Problem(name, "not a template of any message (expected layout in STYLE.md 11)")
+
+
+def _outside_messages(name: str) -> bool:
+    parts = name.split("/")
+    return parts[0] in PAGE_FOLDERS or any(part.startswith("_") for part in parts)
 
 
 def _locales(root: Path, channel: str) -> list[str]:

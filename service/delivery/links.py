@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
@@ -33,6 +34,19 @@ SALTS = {LinkAction.DONE: "email-done", LinkAction.STOP: "email-stop"}
 # "Done" only means something while the reminder is fresh; an unsubscribe link must keep
 # working for as long as someone may dig the email out again.
 MAX_AGES = {LinkAction.DONE: dt.timedelta(days=14), LinkAction.STOP: dt.timedelta(days=60)}
+
+
+class UrlBuilder(Protocol):
+    """The web app's URLs, for what the core puts in messages. The web layer owns its routes
+    (``service.web.urls.PublicUrls``); the entry points hand one in."""
+
+    def status_callback(self, reminder_id: int) -> str:
+        """Where Twilio reports what became of the SMS of this reminder."""
+        ...
+
+    def link(self, token: str) -> str:
+        """The email action link that carries this signed token."""
+        ...
 
 
 class LinkError(Exception):
@@ -65,11 +79,12 @@ def make_token(settings: Settings, *, reminder_id: int, action: LinkAction) -> s
     return str(_serializer(settings, action).dumps(reminder_id))
 
 
-def action_links(settings: Settings, reminder_id: int) -> dict[str, str]:
+def action_links(settings: Settings, reminder_id: int, *, urls: UrlBuilder) -> dict[str, str]:
     """The URLs an email carries: ``done_url`` and ``stop_url`` (also List-Unsubscribe)."""
     return {
-        f"{action.value}_url": f"{settings.public_url}/e/"
-        + make_token(settings, reminder_id=reminder_id, action=action)
+        f"{action.value}_url": urls.link(
+            make_token(settings, reminder_id=reminder_id, action=action)
+        )
         for action in LinkAction
     }
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from service.delivery.links import action_links
+from service.delivery.links import UrlBuilder, action_links
 from service.delivery.rendering import pick_variant, render_email, render_sms, variant_count
 from service.enrollment.scheduling import Occurrence
 from service.models import Channel, Clinic, Patient, PlanItem, Reminder
@@ -71,6 +71,7 @@ def compose(
     kinds: Sequence[str],
     channel: Channel,
     seed: int,
+    urls: UrlBuilder,
     reminder_id: int | None = None,
 ) -> Composition:
     """Render the message for one or more reminder kinds (several: the ``combined`` message),
@@ -85,7 +86,7 @@ def compose(
     if channel is Channel.EMAIL:
         # Every patient email carries its unsubscribe link; a preview (no row yet) shows the
         # shape of the links only.
-        context["action_links"] = action_links(settings, reminder_id or 0)
+        context["action_links"] = action_links(settings, reminder_id or 0, urls=urls)
         count = variant_count(channel="email", message=message, locale=patient.locale)
         email = render_email(
             message=message,
@@ -121,6 +122,7 @@ def outbound(
     channel: Channel,
     to: str,
     reminder_id: int,
+    urls: UrlBuilder,
 ) -> OutboundMessage:
     """The transport's message, with the callback URL (SMS) or unsubscribe headers (email)."""
     if channel is Channel.SMS:
@@ -129,9 +131,9 @@ def outbound(
             to=to,
             body=composition.body,
             reference=f"r{reminder_id}",
-            status_callback=f"{settings.public_url}/twilio/status?r={reminder_id}",
+            status_callback=urls.status_callback(reminder_id),
         )
-    links = action_links(settings, reminder_id)
+    links = action_links(settings, reminder_id, urls=urls)
     return OutboundMessage(
         channel=channel,
         to=to,

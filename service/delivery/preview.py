@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from service.delivery.dispatch import channels_for
+from service.delivery.links import UrlBuilder
 from service.delivery.messages import compose, group_close
 from service.enrollment.optouts import opted_out_among, opted_out_channels
 from service.enrollment.plans import schedule_for
@@ -45,6 +46,7 @@ def preview(
     *,
     session: Session,
     settings: Settings,
+    urls: UrlBuilder,
     patient: Patient,
     start: dt.datetime,
     days: int,
@@ -68,6 +70,7 @@ def preview(
                 kinds=kinds,
                 channel=channel,
                 seed=head.item_id * 7919 + int(head.due_at.timestamp()) // 60,
+                urls=urls,
             )
             entries.append(
                 PreviewEntry(

@@ -542,7 +542,8 @@ WORST_CLINIC_PHONE = "+1 312-555-0100"
 WORST_N = {"snooze_ack": 120, "pause_ack": 30, "pain_ack": 10}
 WORST_EMERGENCY_NUMBER = "112"  # every number service.replies.emergency knows has 3 digits
 _WORST_AT = dt.datetime(2026, 11, 29, 23, 59, tzinfo=ZoneInfo("America/Chicago"))
-_WORST_LINK = "https://ptnudge.lakeshore-orthopedic-pt.example.org/e/" + "x" * 96
+# As long as a real link on a long public host name (``service.web.urls``: path + token).
+_WORST_LINK = "https://ptnudge.lakeshore-orthopedic-pt.example.org/" + "x" * 98
 WORST_DONE_URL = _WORST_LINK + "done"
 WORST_STOP_URL = _WORST_LINK + "stop"
 

@@ -31,6 +31,7 @@ from service import metrics
 from service.db import transaction
 from service.db.dialects import commit_without_waiting_for_disk, for_update_skip_locked
 from service.delivery import verdicts
+from service.delivery.links import UrlBuilder
 from service.delivery.messages import Composition, body_digest, compose, merged_kinds, outbound
 from service.delivery.ratelimit import NoLimit, RateLimiter
 from service.enrollment import optouts
@@ -77,6 +78,7 @@ def send_reminder(
     sessions: sessionmaker[Session],
     settings: Settings,
     transports: Transports,
+    urls: UrlBuilder,
     reminder_id: int,
     retry_in: dt.timedelta | None,
     clock: Callable[[], dt.datetime] = utcnow,
@@ -87,6 +89,7 @@ def send_reminder(
         sessions=sessions,
         settings=settings,
         transports=transports,
+        urls=urls,
         reminder_ids=[reminder_id],
         retry_policy=lambda _attempts: retry_in,
         clock=clock,
@@ -99,6 +102,7 @@ def send_reminders(
     sessions: sessionmaker[Session],
     settings: Settings,
     transports: Transports,
+    urls: UrlBuilder,
     reminder_ids: Sequence[int],
     retry_policy: RetryPolicy,
     clock: Callable[[], dt.datetime] = utcnow,
@@ -107,7 +111,7 @@ def send_reminders(
     Every id gets a result; ids that were not ``queued`` get NOT_CLAIMED."""
     results = {rid: SendResult(SendOutcome.NOT_CLAIMED) for rid in reminder_ids}
     with transaction(sessions) as session:
-        claims = _claim(session, settings, reminder_ids, clock(), results)
+        claims = _claim(session, settings, reminder_ids, clock(), results, urls=urls)
     sent: list[tuple[_Claimed, Receipt]] = []
     failed: list[tuple[_Claimed, TransportError]] = []
     for claim in claims:
@@ -117,6 +121,7 @@ def send_reminders(
             channel=claim.channel,
             to=claim.address,
             reminder_id=claim.reminder_id,
+            urls=urls,
         )
         if claim.channel is Channel.SMS:
             transports.sms_limit.acquire()
@@ -151,6 +156,8 @@ def _claim(
     reminder_ids: Sequence[int],
     now: dt.datetime,
     results: dict[int, SendResult],
+    *,
+    urls: UrlBuilder,
 ) -> list[_Claimed]:
     query = (
         select(Reminder)
@@ -179,7 +186,7 @@ def _claim(
         address = _address(reminder)  # today's number: the clinic may have corrected it
         if address is None:  # refused by _still_wanted already; this narrows the type
             continue
-        composition = _compose(settings, reminder, merged.get(reminder.id, []))
+        composition = _compose(settings, urls, reminder, merged.get(reminder.id, []))
         reminder.status = ReminderStatus.SENDING
         reminder.status_at = reminder.claimed_at = now
         reminder.attempts += 1
@@ -237,7 +244,9 @@ def _address(reminder: Reminder) -> str | None:
     return patient.phone if reminder.channel is Channel.SMS else patient.email
 
 
-def _compose(settings: Settings, reminder: Reminder, merged: list[str]) -> Composition:
+def _compose(
+    settings: Settings, urls: UrlBuilder, reminder: Reminder, merged: list[str]
+) -> Composition:
     # ``merged``: the kinds the dispatcher merged into this message (service/delivery/dispatch.py).
     kinds = [reminder.kind, *(kind for kind in merged if kind != reminder.kind)]
     return compose(
@@ -247,6 +256,7 @@ def _compose(settings: Settings, reminder: Reminder, merged: list[str]) -> Compo
         kinds=kinds,
         channel=reminder.channel,
         seed=reminder.id,
+        urls=urls,
         reminder_id=reminder.id,
     )
 

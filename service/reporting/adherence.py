@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
     case,
     func,
@@ -486,10 +487,27 @@ def _day_counts(
 ) -> dict[int, list[_DayRow]]:
     """One row per patient, kind and local day with anything delivered (ix_reminders_patient_due
     narrows each patient's reminders to the period)."""
+    stmt = _day_counts_query(
+        session=session, clinic_id=clinic_id, since=since, now=now, reply_window=reply_window
+    )
+    rows: dict[int, list[_DayRow]] = defaultdict(list)
+    for patient_id, *counted in session.execute(stmt):
+        rows[patient_id].append(_day_row(counted))
+    return rows
+
+
+def _day_counts_query(
+    *,
+    session: Session,
+    clinic_id: int | None,
+    since: dt.datetime,
+    now: dt.datetime,
+    reply_window: dt.timedelta,
+) -> Select[Any]:
     day = local_date(Reminder.due_at, Patient.timezone, session=session).label("day")
     no_outcome = Reminder.outcome.is_(None)
     answerable_until = now - reply_window
-    stmt = (
+    return (
         select(
             Reminder.patient_id,
             Reminder.kind,
@@ -513,30 +531,20 @@ def _day_counts(
         )
         .group_by(Reminder.patient_id, Reminder.kind, day)
     )
-    rows: dict[int, list[_DayRow]] = defaultdict(list)
-    for (
-        patient_id,
-        kind,
-        local_day,
-        total,
-        done,
-        skipped,
-        unanswered,
-        pending,
-        *times,
-    ) in session.execute(stmt):
-        rows[patient_id].append(
-            _DayRow(
-                kind=kind,
-                day=local_day,
-                counts=Counts(total, int(done), int(skipped), int(unanswered)),
-                pending=int(pending),
-                last_due_at=times[0],
-                first_due_at=times[1],
-                last_outcome_at=times[2],
-            )
-        )
-    return rows
+
+
+def _day_row(row: Sequence[Any]) -> _DayRow:
+    """A row of ``_day_counts_query``, after the patient id."""
+    kind, day, total, done, skipped, unanswered, pending, last_due, first_due, last_outcome = row
+    return _DayRow(
+        kind=kind,
+        day=day,
+        counts=Counts(total, int(done), int(skipped), int(unanswered)),
+        pending=int(pending),
+        last_due_at=last_due,
+        first_due_at=first_due,
+        last_outcome_at=last_outcome,
+    )
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:

@@ -1,4 +1,4 @@
-"""The adherence report in four formats: a terminal table, CSV, JSON and one HTML file.
+"""The adherence report as data for a terminal table, and as CSV, JSON and one HTML file.
 
 Every format shows the same patients in the same order (worst first, as
 ``service.reporting.adherence`` sorts them) and names a patient by first name and id only:
@@ -7,26 +7,25 @@ printed, emailed and left on desks.
 
 The HTML report is a single self-contained file: inline CSS, inline SVG charts, no script, no
 fonts or images fetched from anywhere, so it opens the same offline, in a mail attachment or
-printed. Patient-provided text (first names, reply commands) is escaped by Jinja2's
-autoescape in the page and by ``markupsafe.escape`` inside the SVG built here.
+printed. The page is ``templates/reports/adherence.html``; patient-provided text (first
+names, reply commands) is escaped by Jinja2's autoescape in the page and by
+``markupsafe.escape`` inside the SVG built here. ``service.cli.report`` draws the table.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import enum
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import jinja2
 from markupsafe import Markup, escape
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from service.delivery.rendering import EXERCISE_NAMES
 from service.reporting.adherence import (
@@ -36,6 +35,9 @@ from service.reporting.adherence import (
     PainTrend,
     PatientAdherence,
 )
+from templates import TEMPLATES_DIR
+
+REPORT_TEMPLATE = "reports/adherence.html"
 
 # Chart colours, used for nothing else on the page: the browser test finds the charts in a
 # screenshot by them (text uses darker shades, which also read better).
@@ -54,26 +56,6 @@ FLAG_LABELS = {
 }
 # Spreadsheet programs run cells starting with these as formulas (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-class ReportFormat(enum.StrEnum):
-    TABLE = "table"
-    CSV = "csv"
-    JSON = "json"
-    HTML = "html"
-
-
-def render(report: AdherenceReport, fmt: ReportFormat) -> str:
-    """The report as text in the chosen format (the table as plain text, for a file)."""
-    match fmt:
-        case ReportFormat.TABLE:
-            return table_text(report)
-        case ReportFormat.CSV:
-            return render_csv(report)
-        case ReportFormat.JSON:
-            return render_json(report)
-        case ReportFormat.HTML:
-            return render_html(report)
 
 
 # --- shared formatting ----------------------------------------------------------------------
@@ -117,18 +99,29 @@ def _reply_text(patient: PatientAdherence, zone: str) -> str:
 
 # --- table ----------------------------------------------------------------------------------
 
-
-def render_table(report: AdherenceReport) -> Table:
-    """A rich Table; cells are Text objects, so a name like "[bold]" is shown, not obeyed."""
-    table = Table(title=_title(report), title_justify="left", header_style="bold")
-    for name, justify in _TABLE_COLUMNS:
-        table.add_column(name, justify=justify)
-    for patient in report.patients:
-        table.add_row(*(Text(cell) for cell in _table_cells(patient, report.timezone)))
-    return table
+Justify = Literal["left", "right"]
 
 
-_TABLE_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
+@dataclass(frozen=True)
+class ReportTable:
+    """The report as a table of plain strings, for the terminal (``service.cli`` draws it)."""
+
+    title: str
+    columns: tuple[tuple[str, Justify], ...]  # heading and alignment
+    rows: list[list[str]]
+    summary: str
+
+
+def report_table(report: AdherenceReport) -> ReportTable:
+    return ReportTable(
+        title=_title(report),
+        columns=TABLE_COLUMNS,
+        rows=[_table_cells(patient, report.timezone) for patient in report.patients],
+        summary=summary_line(report),
+    )
+
+
+TABLE_COLUMNS: tuple[tuple[str, Justify], ...] = (
     ("Patient", "left"),
     ("Adherence", "right"),
     ("Done", "right"),
@@ -155,15 +148,6 @@ def _table_cells(patient: PatientAdherence, zone: str) -> list[str]:
         _reply_text(patient, zone),
         ", ".join(_flag_text(patient, flag) for flag in patient.flags),
     ]
-
-
-def table_text(report: AdherenceReport, *, width: int = 160) -> str:
-    """The table as plain text (no colour codes), for ``--output`` files."""
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
-    console.print(render_table(report))
-    console.print(summary_line(report))
-    return buffer.getvalue()
 
 
 def _title(report: AdherenceReport) -> str:
@@ -269,7 +253,7 @@ def render_json(report: AdherenceReport) -> str:
 
 def render_html(report: AdherenceReport) -> str:
     first, last = _period(report)
-    return _TEMPLATE.render(
+    return _template().render(
         report=report,
         first_day=first,
         last_day=last,
@@ -406,137 +390,12 @@ def _svg(width: int, height: int, label: str, css_class: str, body: str) -> Mark
     )
 
 
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-_TEMPLATE = _ENV.from_string(
-    """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Adherence — {{ report.title }}</title>
-<style>
-  :root { --ink: #1f2933; --muted: #52606d; --line: #d9e2ec; --soft: #f5f7fa;
-          --good-text: #13665c; --low-text: #a63d2a; }
-  * { box-sizing: border-box; }
-  body { margin: 0; padding: 28px 32px; color: var(--ink); background: #fff;
-         font: 14px/1.4 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-  header { display: flex; justify-content: space-between; align-items: flex-end;
-           border-bottom: 2px solid var(--ink); padding-bottom: 12px; margin-bottom: 18px; }
-  h1 { font-size: 22px; margin: 0 0 4px; font-weight: 600; }
-  h2 { font-size: 16px; margin: 28px 0 10px; font-weight: 600; }
-  .period, .generated { color: var(--muted); }
-  .summary { display: flex; gap: 14px; margin-bottom: 20px; }
-  .card { flex: 1; border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px;
-          background: var(--soft); }
-  .card .number { font-size: 26px; font-weight: 600; }
-  .card .what { color: var(--muted); font-size: 12px; text-transform: uppercase;
-                letter-spacing: .04em; }
-  .card.alert .number { color: var(--low-text); }
-  table { width: 100%; border-collapse: collapse; }
-  th { text-align: left; font-size: 12px; color: var(--muted); font-weight: 600;
-       border-bottom: 1px solid var(--ink); padding: 6px 8px; white-space: nowrap; }
-  td { border-bottom: 1px solid var(--line); padding: 6px 8px; vertical-align: middle; }
-  td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-  td.adh { font-weight: 600; font-size: 15px; }
-  td.adh.low { color: var(--low-text); }
-  td.adh.good { color: var(--good-text); }
-  .id { color: var(--muted); font-size: 12px; }
-  td.who { white-space: nowrap; }
-  .badge { display: inline-block; border-radius: 10px; padding: 1px 8px; margin: 1px 2px;
-           font-size: 11px; white-space: nowrap; border: 1px solid; }
-  .badge.warning_sign { color: #9b1c1c; border-color: #9b1c1c; background: #fdecea; }
-  .badge.waiting { color: #8a5300; border-color: #c98a1a; background: #fff6e0; }
-  .badge.below_threshold { color: #7a3325; border-color: #d98a78; background: #fbeeea; }
-  .badge.silent { color: #3e4c59; border-color: #9aa5b1; background: #f0f4f8; }
-  svg { display: block; }
-  svg text { font: 12px -apple-system, "Segoe UI", Roboto, Arial, sans-serif; fill: var(--ink); }
-  svg text.value { fill: var(--muted); }
-  .empty { color: var(--muted); padding: 16px 0; }
-  footer { margin-top: 28px; color: var(--muted); font-size: 12px;
-           border-top: 1px solid var(--line); padding-top: 10px; }
-  footer dt { font-weight: 600; color: var(--ink); float: left; clear: left; width: 110px; }
-  footer dd { margin: 0 0 4px 120px; }
-  @page { size: A4 landscape; margin: 12mm; }
-  @media print {
-    body { padding: 0; font-size: 10pt; }
-    * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-    .card { background: #fff; }
-    thead { display: table-header-group; }
-    tr, .chart, footer { break-inside: avoid; page-break-inside: avoid; }
-  }
-</style>
-</head>
-<body>
-<header>
-  <div>
-    <h1>Home-program adherence — {{ report.title }}</h1>
-    <div class="period">{{ first_day.strftime("%d %b %Y") }} to {{ last_day.strftime("%d %b %Y") }}
-      · times in {{ report.timezone }}</div>
-  </div>
-  <div class="generated">Generated {{ generated.strftime("%d %b %Y %H:%M") }}</div>
-</header>
-
-<section class="summary">
-  <div class="card"><div class="number">{{ report.summary.patients }}</div>
-    <div class="what">Patients</div></div>
-  <div class="card"><div class="number">{{ percent(report.summary.average_adherence) }}</div>
-    <div class="what">Average adherence</div></div>
-  <div class="card{% if report.summary.needing_call %} alert{% endif %}">
-    <div class="number">{{ report.summary.needing_call }}</div>
-    <div class="what">Needing a call</div></div>
-</section>
-
-<h2>Patients, lowest adherence first</h2>
-{% if rows %}
-<table class="patients">
-  <thead><tr>
-    <th>Patient</th><th class="num">Adherence</th><th>Weekly</th>
-    <th class="num">Done / sent</th><th class="num">Skipped</th>
-    <th class="num">Unanswered</th><th class="num">Streak</th><th>Pain</th>
-    <th>Last reply</th><th>Flags</th>
-  </tr></thead>
-  <tbody>
-  {% for row in rows %}{% set p = row.patient %}
-  <tr>
-    <td class="who">{{ p.first_name }} <span class="id">#{{ p.patient_id }}</span></td>
-    <td class="num adh {{ row.level }}">{{ percent(p.adherence) }}</td>
-    <td>{{ row.sparkline }}</td>
-    <td class="num">{{ p.done }} / {{ p.delivered }}</td>
-    <td class="num">{{ p.skipped }}</td>
-    <td class="num">{{ p.unanswered }}</td>
-    <td class="num">{{ p.streak }} d</td>
-    <td>{{ row.pain_chart }}<span class="id">{{ row.pain_text }}</span></td>
-    <td>{{ row.reply }}</td>
-    <td>{% for css, label in row.flags -%}
-      <span class="badge {{ css }}">{{ label }}</span>
-    {%- endfor %}</td>
-  </tr>
-  {% endfor %}
-  </tbody>
-</table>
-{% else %}
-<p class="empty">No patients in this report.</p>
-{% endif %}
-
-<h2>Adherence by kind of reminder, all patients</h2>
-<div class="chart">
-{% if report.kinds %}{{ kind_chart }}
-{% else %}<p class="empty">Nothing delivered in this period.</p>{% endif %}
-</div>
-
-<footer>
-  <dl>
-    <dt>Adherence</dt><dd>reminders answered DONE ÷ actionable reminders delivered in the period.
-      Weekly bars: green at or above {{ threshold_pct }}% (dashed line), red below.</dd>
-    <dt>Unanswered</dt><dd>delivered, no reply, and past the reply window.</dd>
-    <dt>Streak</dt><dd>days in a row, back from today, with at least {{ threshold_pct }}% of
-      the day's reminders done (days with nothing sent are passed over).</dd>
-    <dt>Flags</dt><dd>warning-sign reply this period · free-text reply waiting for the clinic ·
-      adherence under {{ threshold_pct }}% · silent: nothing heard for 3+ days while
-      reminders went out.</dd>
-  </dl>
-</footer>
-</body>
-</html>
-"""
-)
+@cache
+def _template() -> jinja2.Template:
+    # Autoescape everywhere: the page shows patients' names and reply commands.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template(REPORT_TEMPLATE)

@@ -19,7 +19,7 @@ from service.models import AuditEvent, InboundMessage, Patient, PatientStatus
 from service.replies.alerts import send_clinic_alert
 from service.transports.base import TransportError
 from service.transports.email import SmtpEmailTransport
-from service.web import create_app
+from service.web.factory import create_app
 from tests.conftest import Database, make_settings
 from tests.factories import make_clinic, make_patient
 from tests.fakes.smtp import FakeSmtpServer, smtp_server

@@ -19,7 +19,7 @@ from schemathesis.checks import not_a_server_error
 from twilio.request_validator import RequestValidator
 
 from service.web import app as module_app
-from service.web import create_app
+from service.web.factory import create_app
 from tests.conftest import Database
 from tests.web.conftest import serve
 from tests.web.test_web import PUBLIC_URL, TOKEN, web_settings

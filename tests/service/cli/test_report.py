@@ -9,14 +9,25 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner, Result
 
 import service.cli  # noqa: F401 - registers every command group on the root app
 from service.cli.app import app
-from service.models import Clinic
+from service.cli.report import ReportFormat, render, table_text
+from service.models import Clinic, Patient
+from service.reporting.adherence import AdherenceReport, build_report
+from service.reporting.reports import CSV_COLUMNS
 from tests.conftest import Database
 from tests.factories import make_clinic, make_patient
-from tests.service.reporting.report_data import realistic_clinic
+from tests.service.reporting.report_data import (
+    MARKUP_NAME,
+    NOW,
+    SINCE,
+    realistic_clinic,
+    report_with_hostile_names,
+)
 
 
 @pytest.fixture
@@ -96,3 +107,43 @@ def test_bad_input_is_refused_with_exit_code_1(
 
     assert result.exit_code == 1
     assert message in result.stderr
+
+
+# --- the formats, rendered from a report in hand ----------------------------------------------
+
+
+@pytest.fixture
+def report(session: Session) -> AdherenceReport:
+    return report_with_hostile_names(session)
+
+
+@pytest.fixture
+def phones(session: Session) -> list[str]:
+    return [phone for phone in session.scalars(select(Patient.phone)) if phone]
+
+
+def test_no_format_shows_a_phone_number(report: AdherenceReport, phones: list[str]) -> None:
+    outputs = [render(report, fmt) for fmt in ReportFormat]
+    for phone in phones:
+        for text in outputs:
+            assert phone not in text
+            assert phone[-7:] not in text
+
+
+def test_table_shows_names_literally_and_the_summary(report: AdherenceReport) -> None:
+    text = table_text(report, width=240)
+
+    assert MARKUP_NAME in text
+    assert "Lakeside Back Clinic" in text
+    assert "13 patients" in text
+    assert text.index("Daniel") < text.index("Ana #")  # worst first
+
+
+def test_an_empty_report_renders_in_every_format(session: Session) -> None:
+    clinic = make_clinic(session)
+    empty = build_report(session=session, clinic=clinic, since=SINCE, now=NOW)
+
+    assert json.loads(render(empty, ReportFormat.JSON)) == []
+    assert render(empty, ReportFormat.CSV).splitlines() == [",".join(CSV_COLUMNS)]
+    assert "No patients in this report." in render(empty, ReportFormat.HTML)
+    assert "0 patients" in render(empty, ReportFormat.TABLE)

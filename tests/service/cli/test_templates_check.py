@@ -57,6 +57,13 @@ def test_a_syntax_error_is_reported_with_its_line(templates: Path) -> None:
     assert problems[0].message.startswith("line 3: syntax error")
 
 
+def test_a_syntax_error_in_the_report_page_is_reported(templates: Path) -> None:
+    edit(templates, "reports/adherence.html", "{% if rows %}", "{% if rows %}{% endfor %}")
+    problems = check_templates(templates_dir=templates)
+    assert [p.template for p in problems] == ["reports/adherence.html"]
+    assert "syntax error" in problems[0].message
+
+
 def test_an_sms_over_one_segment_is_reported(templates: Path) -> None:
     edit(templates, "sms/en/heat.txt", "to loosen up.", "to loosen up. " + "Really. " * 10)
     [problem] = check_templates(templates_dir=templates)

@@ -18,6 +18,7 @@ from service.delivery.links import (
     make_token,
     read_token,
 )
+from service.web.urls import PublicUrls
 from tests.conftest import make_settings
 
 
@@ -33,7 +34,7 @@ def now() -> dt.datetime:
 
 
 def test_links_point_at_the_public_url(link_settings: Settings) -> None:
-    links = action_links(link_settings, 42)
+    links = action_links(link_settings, 42, urls=PublicUrls(link_settings.public_url))
 
     assert set(links) == {"done_url", "stop_url"}
     assert all(url.startswith("https://pt.example.org/e/") for url in links.values())

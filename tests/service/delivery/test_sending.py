@@ -33,6 +33,7 @@ from service.transports.base import Transport
 from service.transports.console import ConsoleEmailTransport
 from service.transports.email import SmtpEmailTransport
 from service.transports.sms import TwilioSmsTransport
+from service.web.urls import PublicUrls
 from tests.conftest import Database, make_settings
 from tests.factories import make_clinic, make_patient
 from tests.fakes.smtp import smtp_server
@@ -129,6 +130,7 @@ def send(
         sessions=sessions or database.sessions,
         settings=settings,
         transports=transports,
+        urls=PublicUrls(settings.public_url),
         reminder_id=reminder_id,
         retry_in=retry_in,
         clock=at(now),

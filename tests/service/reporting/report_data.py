@@ -21,9 +21,15 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
+from service.reporting.adherence import AdherenceReport, build_report
 from tests.factories import make_clinic, make_patient
 
 CHICAGO = ZoneInfo("America/Chicago")
+NOW = dt.datetime(2026, 11, 26, 20, 0, tzinfo=dt.UTC)
+SINCE = NOW - dt.timedelta(days=28)
+SCRIPT_NAME = '<script>alert("x")</script>'
+FORMULA_NAME = '=HYPERLINK("http://evil.example","x")'
+MARKUP_NAME = "[bold red]Zoe[/bold red]"
 
 
 def local(day: dt.date, hour: int, minute: int = 0, zone: ZoneInfo = CHICAGO) -> dt.datetime:
@@ -223,3 +229,15 @@ def _reminder_row(
         "outcome": outcome,
         "outcome_at": due + dt.timedelta(minutes=20) if outcome else None,
     }
+
+
+def report_with_hostile_names(session: Session) -> AdherenceReport:
+    """The realistic month up to NOW, plus three patients whose first names are a script, a
+    spreadsheet formula and Rich markup (each with one reminder done and one pain score)."""
+    clinic = realistic_clinic(session, now=NOW)
+    for name in (SCRIPT_NAME, FORMULA_NAME, MARKUP_NAME):
+        patient = make_patient(session, clinic, first_name=name)
+        add_reminder(session, patient, due_at=local(dt.date(2026, 11, 25), 9), outcome=Outcome.DONE)
+        add_pain(session, patient, at=local(dt.date(2026, 11, 25), 19), score=4)
+    session.flush()
+    return build_report(session=session, clinic=clinic, since=SINCE, now=NOW)
