@@ -14,6 +14,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from kombu.exceptions import OperationalError as BrokerError
 from rich.console import Console
 
 from service.cli import output
@@ -36,11 +37,19 @@ def tick(
     with command_context() as ctx:
         started = time.perf_counter()
         celery = create_app(ctx.settings)
-        result = run_tick(
-            settings=ctx.settings,
-            sessions=ctx.sessions,
-            after_commit=lambda ids: enqueue_sends(celery, ids),
-        )
+        try:
+            result = run_tick(
+                settings=ctx.settings,
+                sessions=ctx.sessions,
+                after_commit=lambda ids: enqueue_sends(celery, ids),
+            )
+        except BrokerError as exc:
+            # The batch is committed as queued: the sweeper queues it again once the
+            # broker is back, so nothing is lost by stopping here.
+            output.fail(
+                f"the broker is unreachable ({output.first_line(exc)}); check "
+                "PTNUDGE_BROKER_URL. Reminders already dispatched are queued again by the sweeper"
+            )
         summary = {
             "due_items": result.items,
             "reminders_created": result.created,

@@ -88,7 +88,22 @@ def input_errors() -> Iterator[None]:
         problems = getattr(exc, "problems", None)
         fail("\n".join(text for _, text in problems) if problems else str(exc))
     except OperationalError as exc:
-        fail(f"the database is unreachable or not migrated ({exc.orig}); try `ptnudge db upgrade`")
+        database_failed(exc)
+
+
+def database_failed(exc: OperationalError) -> NoReturn:
+    """One line for a database that cannot be used (down, wrong URL, not migrated), never
+    the driver's traceback; the URL is left out (it may carry a password)."""
+    fail(
+        f"the database is unreachable or not migrated ({first_line(exc.orig or exc)}); "
+        "check PTNUDGE_DATABASE_URL, or try `ptnudge db upgrade`"
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    """A driver's message without its continuation lines ("Is the server running…")."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def iso(value: dt.datetime | dt.date | None) -> str | None:

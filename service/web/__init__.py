@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
 
-from config.settings import Settings, load_settings
+from config.settings import Settings, settings_or_exit
 from service import logs, metrics
 from service.db import make_engine, make_sessionmaker, transaction
 from service.delivery.callbacks import apply_status_callback
@@ -364,4 +364,4 @@ def _link_refused(error: LinkError) -> HTMLResponse:
     return page
 
 
-app = create_app(load_settings())
+app = create_app(settings_or_exit())

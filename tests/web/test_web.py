@@ -35,7 +35,7 @@ from service.models import (
     utcnow,
 )
 from service.web import create_app
-from tests.conftest import Database, make_settings
+from tests.conftest import PRODUCTION_SETTINGS, Database, make_settings
 from tests.factories import make_clinic, make_patient
 from tests.service.replies.test_inbound import add_reminder
 from tests.web.conftest import serve
@@ -642,9 +642,8 @@ def test_signature_checking_cannot_be_turned_off_outside_development() -> None:
     for env in ("production", "test"):
         with pytest.raises(SettingsError, match="PTNUDGE_VERIFY_TWILIO_SIGNATURES"):
             load_settings(
-                env=env,
+                **(PRODUCTION_SETTINGS | {"env": env}),
                 verify_twilio_signatures=False,
-                secret_key="a-real-secret-key-0123456789",
                 _env_file=None,
             )
     assert not load_settings(
