@@ -2,7 +2,8 @@
 
 Phone numbers are masked to their last four digits on every handler (ours never log them in
 full; the filter catches what third-party libraries print). Message bodies are never logged:
-log calls name reminder ids and kinds, not text.
+log calls name reminder ids and kinds, not text. The web access log names the email-link
+route (``/e/…``), never the token in it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,31 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 
 from config.settings import Settings
 from service.masking import PhoneRedactingFilter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# An email link's path: /e/<token>, the token a bearer credential for "done" and "stop".
+LINK_PATH = re.compile(r"/e/[^\s?#\"]+")
+LINK_ROUTE = "/e/…"
+
+
+class LinkTokenFilter(logging.Filter):
+    """Rewrites ``/e/<token>`` to ``/e/…`` in a record: uvicorn's access log prints every
+    request path, and anyone who reads a token from a log could act on the link."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = LINK_PATH.sub(LINK_ROUTE, record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                LINK_PATH.sub(LINK_ROUTE, arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -63,3 +83,6 @@ def configure(settings: Settings, *, level: int = logging.INFO) -> None:
     for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
         for handler in logging.getLogger(name).handlers:
             protect(handler, settings)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, LinkTokenFilter) for f in access.filters):
+        access.addFilter(LinkTokenFilter())
