@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -104,6 +105,15 @@ def first_line(exc: BaseException) -> str:
     """A driver's message without its continuation lines ("Is the server running…")."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read (0600): reports carry patients'
+    names and pain trends. An existing file is narrowed to 0600 before it is overwritten."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(text)
 
 
 def iso(value: dt.datetime | dt.date | None) -> str | None:
