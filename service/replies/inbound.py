@@ -4,7 +4,8 @@
 
 1. Deduplicate on MessageSid: the row is inserted first, and the unique key makes a retried
    (or concurrent) webhook find the first one; it then changes nothing and answers the same.
-2. Store every message, body included, for the clinic (the body is never logged).
+2. Store every message, body included, for the clinic (the body is never logged; past
+   2,000 characters it is cut, and marked so).
 3. Act on the parsed reply (``service.replies.parser``): opt out or in, record done / skipped /
    pain, snooze, pause, or pause and alert the clinic on a warning sign.
 4. Answer in the patient's language, or not at all (Twilio answered an exact opt-out
@@ -46,7 +47,7 @@ from service.models import (
     ReminderStatus,
 )
 from service.replies.outcomes import SNOOZE_OF, record_outcome
-from service.replies.parser import Command, Reply, parse_reply
+from service.replies.parser import Command, Reply, clip, parse_reply
 from service.transports.base import OutboundMessage, Transport
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def handle_sms(
 
     ``to_number`` is which of our numbers was texted; with one sender it decides nothing."""
     address = optouts.normalize_address(from_number)
-    body = body.replace("\x00", "")  # PostgreSQL text cannot hold NUL; no phone sends one
+    body = clip(body.replace("\x00", ""))  # PostgreSQL text cannot hold NUL; no phone sends one
     reply = parse_reply(body)
     inbound = _claim(session, message_sid=message_sid, address=address, body=body, now=now)
     if inbound is None:

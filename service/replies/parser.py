@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 MAX_CHARS = 2000  # Twilio caps a message at 1600 characters; a longer body is not real
+CUT_MARK = "… [cut]"
 PAUSE_DAYS = range(1, 61)
 PAIN_SCALE = range(11)
 
@@ -444,6 +445,14 @@ def _has_comment(first: Reply, rest: list[str]) -> bool:
 def _exact_keyword(text: str) -> str | None:
     word = text.strip().upper()
     return word if word in TWILIO_KEYWORDS else None
+
+
+def clip(text: str) -> str:
+    """The text as stored for the clinic: at most MAX_CHARS characters, the end marked when
+    something was cut (a webhook can carry megabytes; no phone sends them)."""
+    if len(text) <= MAX_CHARS:
+        return text
+    return text[: MAX_CHARS - len(CUT_MARK)] + CUT_MARK
 
 
 def parse_reply(text: str) -> Reply:

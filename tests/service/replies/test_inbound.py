@@ -604,3 +604,24 @@ def test_the_body_and_the_full_number_never_reach_the_log(
 
     assert "secret knee" not in caplog.text
     assert (patient.phone or "") not in caplog.text
+
+
+def test_a_huge_body_is_stored_cut_to_two_thousand_characters_and_marked(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    sms(session, settings, patient, "Done! " + "x" * 1_000_000)
+
+    (row,) = inbound_rows(session)
+    assert len(row.body) == 2000
+    assert row.body.startswith("Done! xxx")
+    assert row.body.endswith("… [cut]")
+
+
+def test_a_body_of_exactly_two_thousand_characters_is_kept_whole(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    body = "is this ok? " + "y" * 1988
+
+    sms(session, settings, patient, body)
+
+    assert inbound_rows(session)[0].body == body
