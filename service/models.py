@@ -276,7 +276,11 @@ class InboundMessage(Base):
     """A reply from a patient (or anyone), kept for the clinic."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (Index("ix_inbound_patient", "patient_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_patient", "patient_id", "received_at"),
+        # The staff inbox: a clinic's replies that need a person, newest first.
+        Index("ix_inbound_attention", "clinic_id", "needs_attention", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # MessageSid
@@ -291,6 +295,15 @@ class InboundMessage(Base):
     command: Mapped[str] = mapped_column(String(30))
     needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Staff close a reply that needed them (``ptnudge replies ack``); who and when are kept.
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120), default=None)
+    ack_note: Mapped[str | None] = mapped_column(Text, default=None)
+
+    @property
+    def open(self) -> bool:
+        """Waiting for a person at the clinic: it needed one and nobody has closed it."""
+        return self.needs_attention and self.acknowledged_at is None
 
 
 class PainScore(Base):

@@ -9,6 +9,7 @@ from service.cli import (  # noqa: F401 - imported for their @command registrati
     patients,
     preview,
     programs,
+    replies,
     report,
     templates,
 )
@@ -18,6 +19,7 @@ from service.cli.app import app
 _report_app = getattr(report, "report_app", None)
 if _report_app is not None:
     app.add_typer(_report_app, name="report")
+app.add_typer(replies.replies_app, name="replies")
 
 
 def main() -> None:

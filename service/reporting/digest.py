@@ -209,13 +209,18 @@ def _replies(
     warnings: bool,
 ) -> tuple[DigestReply, ...]:
     """Warning-sign replies of the period, or free-text replies still waiting (any age, up to
-    now: waiting is waiting). A warning sign is listed once, under warnings."""
+    now: waiting is waiting, until staff close it with ``ptnudge replies ack``). A warning
+    sign is listed once, under warnings."""
     is_warning = InboundMessage.command.in_(WARNING_COMMANDS)
     conditions = [Patient.clinic_id == clinic.id, InboundMessage.received_at < end]
     if warnings:
         conditions.append(is_warning)
     else:
-        conditions += [InboundMessage.needs_attention.is_(True), ~is_warning]
+        conditions += [
+            InboundMessage.needs_attention.is_(True),
+            InboundMessage.acknowledged_at.is_(None),
+            ~is_warning,
+        ]
     if start is not None:
         conditions.append(InboundMessage.received_at >= start)
     stmt = (

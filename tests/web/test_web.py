@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from service.models import (
 from service.web import create_app
 from tests.conftest import PRODUCTION_SETTINGS, Database, make_settings
 from tests.factories import make_clinic, make_patient
+from tests.service.cli.test_patients import run
 from tests.service.replies.test_inbound import add_reminder
 from tests.web.conftest import serve
 
@@ -649,3 +651,22 @@ def test_signature_checking_cannot_be_turned_off_outside_development() -> None:
     assert not load_settings(
         env="development", verify_twilio_signatures=False, _env_file=None
     ).verify_twilio_signatures
+
+
+# --- the staff inbox, from the webhook to the command ----------------------------------------
+
+
+def test_a_free_text_reply_waits_in_the_inbox_until_staff_close_it(
+    web: Web, patient_id: int
+) -> None:
+    answer = web.post_signed("/twilio/inbound", inbound("Can I swim instead of walking?"))
+    opened = json.loads(run(web.db, "replies", "list", "--open", "--json").stdout)
+    closed = run(web.db, "replies", "ack", str(opened[0]["id"]))
+    after = json.loads(run(web.db, "replies", "list", "--open", "--json").stdout)
+
+    assert answer.status_code == 200
+    assert [(d["patient_id"], d["text"], d["open"]) for d in opened] == [
+        (patient_id, "Can I swim instead of walking?", True)
+    ]
+    assert closed.exit_code == 0, closed.output
+    assert after == []

@@ -12,7 +12,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from service.models import AuditEvent, Channel, ChannelChoice, Clinic, OptOut, Outcome, Patient
+from service.models import (
+    AuditEvent,
+    Channel,
+    ChannelChoice,
+    Clinic,
+    InboundMessage,
+    OptOut,
+    Outcome,
+    Patient,
+)
+from service.replies.inbox import acknowledge
 from service.reporting.digest import DIGEST_ACTION, build_digest, digest_period, send_weekly_digests
 from service.transports.registry import email_transport
 from tests.conftest import Database, make_settings
@@ -223,3 +233,14 @@ def test_a_refused_digest_is_not_recorded_and_goes_out_on_the_next_run(
 
     assert send(session, smtp_settings, NOW + dt.timedelta(hours=1)) == 2
     assert len(smtp.mails) == 2
+
+
+def test_a_reply_staff_closed_no_longer_waits_in_the_digest(
+    session: Session, clinic: Clinic
+) -> None:
+    swim = session.scalars(select(InboundMessage).where(InboundMessage.body == "Can I swim?")).one()
+    acknowledge(session=session, reply_id=swim.id, actor="cli:maria", now=NOW)
+
+    digest = build_digest(session=session, clinic=clinic, now=NOW)
+
+    assert [r.text for r in digest.waiting] == ["Pool today?"]

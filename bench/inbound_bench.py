@@ -1,0 +1,261 @@
+"""Inbound webhook benchmark: N signed Twilio webhooks against ``uvicorn service.web:app``.
+
+A burst of replies follows every 09:00 reminder, and Twilio waits 15 s for an answer before
+it retries. This starts one ``uvicorn service.web:app`` process on PostgreSQL (a scratch
+database with ``--patients`` patients, each with one delivered reminder to answer), then
+POSTs ``--n`` signed ``/twilio/inbound`` webhooks, ``--concurrency`` at a time, in a mix
+patients really send: DONE (60 %), free text (25 %), STOP (5 %) and Twilio's retries of
+a message already sent (10 %, same MessageSid). It prints requests/s, latency p50/p99,
+errors, and the rows stored against the distinct MessageSids sent (every webhook must be
+stored exactly once); the exit status is 1 when any request failed or a row is missing or
+doubled.
+
+    .venv/bin/python bench/inbound_bench.py --n 2000 --concurrency 50
+
+Aim (this 2-core machine): ≥ 300 requests/s and p99 < 500 ms at concurrency 50.
+Needs PostgreSQL (127.0.0.1:5432, user postgres, trust); the scratch database is dropped at
+the end, also on errors and Ctrl-C. Profile the server with ``--profile DIR`` (py-spy, when
+installed, records a flame graph of the uvicorn process to DIR/inbound.svg).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+from twilio.request_validator import RequestValidator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench.pipeline_bench import load_patients  # noqa: E402 - after the path fix above
+from bench.scratch import create_database, drop_database  # noqa: E402
+from service.db import upgrade  # noqa: E402
+
+AUTH_TOKEN = "bench-auth-token-0123456789"
+PUBLIC_URL = "https://ptnudge.bench.example"
+PATH = "/twilio/inbound"
+FREE_TEXTS = (
+    "can I do the stretches after my shot?",
+    "running late today, will do them tonight",
+    "my left knee is a bit sore after walking",
+    "what time is my next visit?",
+)
+MIX = (("done", 0.60), ("text", 0.25), ("stop", 0.05), ("retry", 0.10))
+AIM_RPS = 300.0
+AIM_P99_MS = 500.0
+
+# One delivered, unanswered stretch reminder per patient, sent 20 minutes ago: a DONE finds
+# it and records the outcome, as it would after the 09:00 reminder.
+REMINDERS_SQL = """
+INSERT INTO reminders (patient_id, plan_item_id, kind, channel, actionable, due_at, status,
+    status_at, sent_at, attempts)
+SELECT g, g, 'stretch', 'sms', true, :due, 'delivered', :due, :due, 1
+FROM generate_series(1, :n) AS g
+"""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    sid: str
+    sender: str
+    body: str
+
+
+def webhooks(*, n: int, patients: int, seed: int) -> list[Webhook]:
+    """N webhooks in the benchmark's mix; a retry repeats an earlier message exactly."""
+    rng = random.Random(seed)
+    sent: list[Webhook] = []
+    kinds, weights = zip(*MIX, strict=True)
+    for index in range(n):
+        kind = rng.choices(kinds, weights)[0]
+        if kind == "retry" and sent:
+            sent.append(rng.choice(sent))
+            continue
+        sender = f"+1{2000000000 + rng.randint(1, patients)}"
+        body = {"done": "Done!", "stop": "STOP"}.get(kind) or rng.choice(FREE_TEXTS)
+        sent.append(Webhook(f"SM{index:032x}", sender, body))
+    return sent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def web_server(url: str, *, profile_dir: Path | None, log_dir: Path) -> Iterator[str]:
+    """``uvicorn service.web:app`` as its own process on a free port; yields its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PTNUDGE_", "TWILIO_"))}
+    env |= {
+        "PTNUDGE_ENV": "test",
+        "PTNUDGE_DATABASE_URL": url,
+        "PTNUDGE_PUBLIC_URL": PUBLIC_URL,
+        "PTNUDGE_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+        "PTNUDGE_SMS_BACKEND": "console",
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    command = [sys.executable, "-m", "uvicorn", "service.web:app", "--port", str(port),
+               "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    if profile_dir is not None and shutil.which("py-spy"):
+        command = ["py-spy", "record", "-o", str(profile_dir / "inbound.svg"), "--", *command]
+    log = (log_dir / "uvicorn.log").open("wb")
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process, log_dir / "uvicorn.log")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited:\n{log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(base + "/metrics", timeout=1)
+            return
+        time.sleep(0.2)
+    raise RuntimeError("uvicorn did not start within 60 s")
+
+
+@dataclass
+class Outcome:
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+
+async def post_all(base: str, hooks: list[Webhook], *, concurrency: int) -> Outcome:
+    validator = RequestValidator(AUTH_TOKEN)
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def post(client: httpx.AsyncClient, hook: Webhook) -> None:
+        nonlocal errors
+        params = {"MessageSid": hook.sid, "SmsSid": hook.sid, "From": hook.sender,
+                  "To": "+13125550000", "Body": hook.body, "NumMedia": "0"}  # fmt: skip
+        headers = {"X-Twilio-Signature": validator.compute_signature(PUBLIC_URL + PATH, params)}
+        async with gate:
+            began = time.perf_counter()
+            try:
+                answer = await client.post(PATH, data=params, headers=headers)
+                ok = answer.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            latencies.append(time.perf_counter() - began)
+        errors += 0 if ok else 1
+
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        began = time.perf_counter()
+        await asyncio.gather(*(post(client, hook) for hook in hooks))
+        return Outcome(time.perf_counter() - began, latencies, errors)
+
+
+def stored_rows(engine: sa.Engine) -> tuple[int, int]:
+    """Rows in inbound_messages, and distinct provider ids among them."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT count(*), count(DISTINCT provider_id) FROM inbound_messages")
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def report(
+    args: argparse.Namespace, outcome: Outcome, rows: tuple[int, int], distinct: int
+) -> bool:
+    rps = len(outcome.latencies) / outcome.seconds
+    p50 = statistics.median(outcome.latencies) * 1000
+    p99 = percentile(outcome.latencies, 0.99) * 1000
+    exact = rows == (distinct, distinct)
+    table = Table(title=f"Inbound webhooks: one uvicorn process on PostgreSQL, N={args.n}, "
+                  f"concurrency {args.concurrency}")  # fmt: skip
+    for column in ("measure", "measured", "aim", "met?"):
+        table.add_column(column)
+    table.add_row("requests/s", f"{rps:,.0f}", f"≥ {AIM_RPS:.0f}", _met(rps >= AIM_RPS))
+    table.add_row("latency p50", f"{p50:,.0f} ms", "", "")
+    table.add_row("latency p99", f"{p99:,.0f} ms", f"< {AIM_P99_MS:.0f} ms", _met(p99 < AIM_P99_MS))
+    table.add_row("errors", str(outcome.errors), "0", _met(outcome.errors == 0))
+    table.add_row("rows stored / distinct sids", f"{rows[0]} ({rows[1]} distinct) / {distinct}",
+                  "each once", _met(exact))  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print(f"reproduce: .venv/bin/python bench/inbound_bench.py --n {args.n} "
+                  f"--concurrency {args.concurrency} --patients {args.patients}")  # fmt: skip
+    return exact and outcome.errors == 0
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def run(args: argparse.Namespace) -> bool:
+    name, url = create_database("ptnudge_inbound_bench")
+    try:
+        upgrade(url)
+        engine = sa.create_engine(url)
+        now = dt.datetime.now(dt.UTC)
+        load_patients(engine, patients=args.patients, later=now + dt.timedelta(hours=6))
+        with engine.begin() as conn:
+            conn.execute(sa.text(REMINDERS_SQL),
+                         {"n": args.patients, "due": now - dt.timedelta(minutes=20)})  # fmt: skip
+        hooks = webhooks(n=args.n, patients=args.patients, seed=args.seed)
+        with (
+            tempfile.TemporaryDirectory() as logs,
+            web_server(url, profile_dir=args.profile, log_dir=Path(logs)) as base,
+        ):
+            outcome = asyncio.run(post_all(base, hooks, concurrency=args.concurrency))
+            if outcome.errors:
+                Console(stderr=True).print((Path(logs) / "uvicorn.log").read_text()[-4000:])
+        distinct = len({hook.sid for hook in hooks})
+        ok = report(args, outcome, stored_rows(engine), distinct)
+        engine.dispose()
+        return ok
+    finally:
+        drop_database(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="webhooks to send (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=50, help="requests in flight")
+    parser.add_argument("--patients", type=int, default=5000, help="patients enrolled")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the webhook mix")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy flame graph folder")
+    args = parser.parse_args()
+    sys.exit(0 if run(args) else 1)
+
+
+if __name__ == "__main__":
+    main()
