@@ -121,7 +121,11 @@ def run(
 @app.command()
 def demo(
     day: Annotated[
-        str | None, typer.Option(help="The local day to play (YYYY-MM-DD); default tomorrow.")
+        str | None,
+        typer.Option(
+            help="The local day to play (YYYY-MM-DD); default yesterday, a finished day that "
+            "reports and replies can be read for."
+        ),
     ] = None,
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite files.")] = Path(
         ".ptnudge"
@@ -129,9 +133,10 @@ def demo(
     / "demo",
 ) -> None:
     """A guided, fast-forwarded day: a demo clinic and patient, the messages as they go out,
-    the patient's replies, and the adherence at the end. Needs no server."""
+    the patient's replies, the adherence at the end, and commands to try next on its data.
+    Needs no server."""
     if day is None:
-        played = dt.datetime.now(ZoneInfo(ZONE)).date() + dt.timedelta(days=1)
+        played = dt.datetime.now(ZoneInfo(ZONE)).date() - dt.timedelta(days=1)
     else:
         try:
             played = dt.date.fromisoformat(day)
