@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := .ptnudge/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo run test test-fast lint fmt typecheck audit templates migrate bench clean
+.PHONY: help install prereqs demo run test test-fast lint fmt typecheck audit templates migrate bench clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -14,7 +14,9 @@ help: ## list the commands
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	@# setuptools tells every editable install "be careful with folders named like the
+	@# package": information, not a problem, and noise in `make demo` on a fresh clone.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install ptnudge with test and dev tools
@@ -25,7 +27,10 @@ demo: $(STAMP) ## a fast-forwarded day for a demo patient, no server needed
 run: $(STAMP) ## worker + beat + web on the configured backends (embedded by default)
 	$(BIN)/ptnudge run
 
-test: $(STAMP) ## the whole suite: SQLite and PostgreSQL, Redis, real workers, fake providers
+prereqs: ## what the suite needs besides .venv (Chromium: installed through apt as root)
+	@.ci/prereqs
+
+test: $(STAMP) prereqs ## the whole suite: SQLite and PostgreSQL, Redis, real workers, fake providers
 	$(BIN)/ptnudge templates check
 	$(BIN)/pytest -q -p no:cacheprovider
 

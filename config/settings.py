@@ -7,7 +7,10 @@ one-line error that names the variable.
 
 from __future__ import annotations
 
+import math
+import sys
 import zoneinfo
+from collections import Counter
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -22,6 +25,13 @@ PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "
 DEV_SECRET_KEY = "development-only-secret-key"  # noqa: S105 - refused outside development
 DEFAULT_BROKER_URL = "sqla+sqlite:///ptnudge-broker.db"
 TWILIO_API_URL = "https://api.twilio.com"
+SETTINGS_EXIT_CODE = 2
+# A production secret: long, and varied enough to be worth 128 bits by a simple estimate
+# (Shannon entropy of its characters times its length). `secrets.token_urlsafe(32)` gives
+# about 200; "changemechangemechangemechangeme" about 88.
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 128.0
+SECRET_HINT = "openssl rand -hex 32"  # noqa: S105 - a command to make one, not a secret
 
 
 class SettingsError(Exception):
@@ -162,16 +172,38 @@ class Settings(BaseSettings):
     def _production_secrets(self) -> Settings:
         if self.env in {"development", "test"}:
             return self
-        secret = self.secret_key.get_secret_value()
-        if secret == DEV_SECRET_KEY or secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
+        problem = secret_problem(self.secret_key.get_secret_value())
+        if problem:
             raise ValueError(
-                "PTNUDGE_SECRET_KEY must be set to a real secret (16+ characters) "
-                "outside development"
+                f"PTNUDGE_SECRET_KEY is too weak for production: {problem}; "
+                f"make one with {SECRET_HINT}"
             )
         if self.resolved_sms_backend == "twilio":
             token = self.twilio_auth_token.get_secret_value() if self.twilio_auth_token else ""
             if token.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("TWILIO_AUTH_TOKEN must be set outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _production_endpoints(self) -> Settings:
+        """Production talks to the world: links and webhooks over https, real transports.
+        The console transports only print what they would send."""
+        if self.env != "production":
+            return self
+        if urlsplit(self.public_url).scheme != "https":
+            raise ValueError(
+                f"PTNUDGE_PUBLIC_URL must be an https:// URL in production, got {self.public_url!r}"
+            )
+        if self.resolved_sms_backend == "console":
+            raise ValueError(
+                "PTNUDGE_SMS_BACKEND=console only prints messages and is for development; "
+                "production needs twilio (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and a sender)"
+            )
+        if not self.smtp_url:
+            raise ValueError(
+                "PTNUDGE_SMTP_URL must be set in production: without it emails (reminders, "
+                "clinic alerts) are only printed to the log"
+            )
         return self
 
     @model_validator(mode="after")
@@ -260,10 +292,41 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError(_describe(exc)) from None
 
 
+def settings_or_exit() -> Settings:
+    """Settings for a process entry point (the web app, the worker, beat): a bad setting is
+    one line on stderr and exit status 2, not a traceback from inside the importer."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        sys.stderr.write(f"error: settings: {exc}\n")
+        raise SystemExit(SETTINGS_EXIT_CODE) from None
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why ``secret`` is too weak to sign links with, or None when it will do."""
+    if secret == DEV_SECRET_KEY or secret.strip().lower() in PLACEHOLDER_SECRETS:
+        return "a placeholder"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"{len(secret)} characters (at least {MIN_SECRET_LENGTH} needed)"
+    bits = secret_bits(secret)
+    if bits < MIN_SECRET_BITS:
+        return f"too little variety (about {bits:.0f} bits, {MIN_SECRET_BITS:.0f} needed)"
+    return None
+
+
+def secret_bits(secret: str) -> float:
+    """Shannon entropy of the characters times the length: a cheap upper estimate of how
+    many bits of guessing the secret is worth."""
+    length = len(secret)
+    return sum(count * math.log2(length / count) for count in Counter(secret).values())
+
+
 def _describe(exc: ValidationError) -> str:
+    """One line. A field's error starts with its variable; a check across fields (empty
+    location) names its variables itself."""
     lines = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        where = ".".join(str(part) for part in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{where}: {message}")
-    return "; ".join(lines)
+        lines.append(f"{where}: {message}" if where else message)
+    return "; ".join(line.replace("\n", " ") for line in lines)

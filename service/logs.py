@@ -2,7 +2,8 @@
 
 Phone numbers are masked to their last four digits on every handler (ours never log them in
 full; the filter catches what third-party libraries print). Message bodies are never logged:
-log calls name reminder ids and kinds, not text.
+log calls name reminder ids and kinds, not text. The web app's access log names the
+email-link route, never the token in it (``service/web/access_log.py``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready
 
-from config.settings import Settings, load_settings
+from config.settings import Settings, settings_or_exit
 from service import broker, logs, metrics
 
 TASK_MODULES = ["tasks.digest", "tasks.reminders", "tasks.replies"]
@@ -76,7 +76,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
     }
 
 
-app = create_app(load_settings())
+app = create_app(settings_or_exit())
 
 
 @after_setup_logger.connect

@@ -30,6 +30,19 @@ PG_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("PTNUDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 BACKENDS = ("sqlite", "postgresql")
+# What production accepts (config/settings.py refuses weak secrets, http and console
+# transports there): add to make_settings / load_settings for a production process.
+PRODUCTION_SETTINGS: dict[str, object] = {
+    "env": "production",
+    "public_url": "https://reminders.example.org",
+    "secret_key": "k3GvR9wXb2LmQ8tYz5NcH7pJd4SfA6eU",
+    "sms_backend": "twilio",
+    "twilio_account_sid": "AC" + "0123456789abcdef" * 2,
+    "twilio_auth_token": "fedcba9876543210" * 2,
+    "twilio_from_number": "+13125550100",
+    "smtp_url": "smtp://mail.example.org:587?starttls=1",
+    "email_from": "reminders@example.org",
+}
 pytest_plugins = ["tests.log_audit"]
 
 

@@ -49,7 +49,9 @@ PYTHON_SERVICES = {"migrate", "web", "worker", "beat"}
 REQUIRED_VARIABLES = {
     "POSTGRES_PASSWORD",
     "PTNUDGE_PUBLIC_URL",
+    "PTNUDGE_EMAIL_FROM",
     "PTNUDGE_SECRET_KEY",
+    "PTNUDGE_SMTP_URL",
     "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN",
 }
@@ -62,6 +64,8 @@ FILLED_IN_ENV = {
     "TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
     "TWILIO_AUTH_TOKEN": "fedcba9876543210" * 2,
     "TWILIO_FROM_NUMBER": "+13125550100",
+    "PTNUDGE_SMTP_URL": "smtp://apikey:Vb7Qm2Xk9Lp4@smtp.example.org:587?starttls=1",
+    "PTNUDGE_EMAIL_FROM": "reminders@example.org",
 }
 HEALTHY = "service_healthy"
 COMPLETED = "service_completed_successfully"
@@ -371,7 +375,7 @@ def test_filled_in_environment_is_accepted_by_production_settings(
     assert settings.sms_enabled
     assert settings.twilio_handles_opt_out_replies is True
     assert settings.tick_seconds == 15
-    assert not settings.email_enabled
+    assert settings.email_enabled
 
 
 def test_unset_optional_variables_reach_settings_as_unset(
@@ -383,8 +387,7 @@ def test_unset_optional_variables_reach_settings_as_unset(
     settings = settings_from_container_env(monkeypatch, FILLED_IN_ENV)
 
     assert settings.twilio_messaging_service_sid is None
-    assert settings.email_from is None
-    assert settings.smtp_url is None
+    assert settings.programs_dir is None
 
 
 def settings_from_container_env(

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings, SettingsError, load_settings
@@ -37,11 +38,13 @@ def settings_or_exit() -> Settings:
 @contextmanager
 def command_context() -> Iterator[CliContext]:
     """Settings, engine and sessions for one command; the engine is closed at the end so a
-    command leaves no connection behind."""
+    command leaves no connection behind. A database that cannot be reached is one line."""
     settings = settings_or_exit()
     engine = make_engine(settings.database_url)
     try:
         yield CliContext(settings, engine, make_sessionmaker(engine), actor())
+    except OperationalError as exc:
+        output.database_failed(exc)
     finally:
         engine.dispose()
 

@@ -9,6 +9,9 @@ no web server; messages "arrive" on a phone drawn on the terminal.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shlex
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +111,9 @@ def run_demo(*, console: Console, workdir: Path, day: dt.date) -> adherence.Pati
             _reply(console, sessions, settings, text=text, moment=moment, remaining=len(replies))
     summary = _day_adherence(sessions, patient_id=patient_id, clinic_id=clinic_id, day=(start, end))
     console.print(_summary_table(summary, len(phone.received)))
+    for line in next_steps(workdir=workdir, day=day, patient_id=patient_id):
+        # Never wrapped: each command must paste whole.
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     return summary
 
 
@@ -142,6 +148,39 @@ def _day_adherence(
             session=session, clinic_id=clinic_id, since=since, now=until
         )
     return next(row for row in rows if row.patient_id == patient_id)
+
+
+def next_steps(*, workdir: Path, day: dt.date, patient_id: int) -> list[str]:
+    """Where the demo's data is and commands to read it, ready to paste in this folder.
+
+    The adherence report covers days up to now, so for a day still to come it is left
+    out, with the reason."""
+    database = f"sqlite:///{_shown(workdir / 'demo.db')}"
+    command = f"PTNUDGE_DATABASE_URL={shlex.quote(database)} {shlex.quote(_ptnudge())}"
+    today = dt.datetime.now(ZoneInfo(ZONE)).date()
+    lines = ["", f"The demo's database is {_shown(workdir / 'demo.db')}. Try next:"]
+    if day <= today:
+        report = shlex.quote(_shown(workdir / "report.html"))
+        lines.append(f"  {command} report adherence --since {day} --format html --output {report}")
+    else:
+        lines.append(f"  (the report covers days up to now: play a past day with --day {today})")
+    lines.append(f"  {command} replies list --since {day}")
+    lines.append(f"  {command} preview {patient_id} --from {day + dt.timedelta(days=1)} --days 1")
+    return lines
+
+
+def _ptnudge() -> str:
+    """This installation's ``ptnudge`` (``.venv/bin/ptnudge`` after ``make demo``)."""
+    return _shown(Path(sys.executable).with_name("ptnudge"))
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be pasted here: relative below this folder, else absolute."""
+    absolute = path.resolve()
+    try:
+        return os.path.relpath(absolute) if absolute.is_relative_to(Path.cwd()) else str(absolute)
+    except ValueError:  # another drive (Windows)
+        return str(absolute)
 
 
 def _enroll(

@@ -14,6 +14,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from kombu.exceptions import OperationalError as BrokerError
 from rich.console import Console
 
 from service.cli import output
@@ -36,11 +37,19 @@ def tick(
     with command_context() as ctx:
         started = time.perf_counter()
         celery = create_app(ctx.settings)
-        result = run_tick(
-            settings=ctx.settings,
-            sessions=ctx.sessions,
-            after_commit=lambda ids: enqueue_sends(celery, ids),
-        )
+        try:
+            result = run_tick(
+                settings=ctx.settings,
+                sessions=ctx.sessions,
+                after_commit=lambda ids: enqueue_sends(celery, ids),
+            )
+        except BrokerError as exc:
+            # The batch is committed as queued: the sweeper queues it again once the
+            # broker is back, so nothing is lost by stopping here.
+            output.fail(
+                f"the broker is unreachable ({output.first_line(exc)}); check "
+                "PTNUDGE_BROKER_URL. Reminders already dispatched are queued again by the sweeper"
+            )
         summary = {
             "due_items": result.items,
             "reminders_created": result.created,
@@ -127,7 +136,11 @@ def _supervise(processes: dict[str, subprocess.Popen[bytes]], console: Console) 
 @app.command()
 def demo(
     day: Annotated[
-        str | None, typer.Option(help="The local day to play (YYYY-MM-DD); default tomorrow.")
+        str | None,
+        typer.Option(
+            help="The local day to play (YYYY-MM-DD); default yesterday, a finished day that "
+            "reports and replies can be read for."
+        ),
     ] = None,
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite files.")] = Path(
         ".ptnudge"
@@ -135,9 +148,10 @@ def demo(
     / "demo",
 ) -> None:
     """A guided, fast-forwarded day: a demo clinic and patient, the messages as they go out,
-    the patient's replies, and the adherence at the end. Needs no server."""
+    the patient's replies, the adherence at the end, and commands to try next on its data.
+    Needs no server."""
     if day is None:
-        played = dt.datetime.now(ZoneInfo(ZONE)).date() + dt.timedelta(days=1)
+        played = dt.datetime.now(ZoneInfo(ZONE)).date() - dt.timedelta(days=1)
     else:
         try:
             played = dt.date.fromisoformat(day)

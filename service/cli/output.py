@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -88,7 +89,31 @@ def input_errors() -> Iterator[None]:
         problems = getattr(exc, "problems", None)
         fail("\n".join(text for _, text in problems) if problems else str(exc))
     except OperationalError as exc:
-        fail(f"the database is unreachable or not migrated ({exc.orig}); try `ptnudge db upgrade`")
+        database_failed(exc)
+
+
+def database_failed(exc: OperationalError) -> NoReturn:
+    """One line for a database that cannot be used (down, wrong URL, not migrated), never
+    the driver's traceback; the URL is left out (it may carry a password)."""
+    fail(
+        f"the database is unreachable or not migrated ({first_line(exc.orig or exc)}); "
+        "check PTNUDGE_DATABASE_URL, or try `ptnudge db upgrade`"
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    """A driver's message without its continuation lines ("Is the server running…")."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read (0600): reports carry patients'
+    names and pain trends. An existing file is narrowed to 0600 before it is overwritten."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(text)
 
 
 def iso(value: dt.datetime | dt.date | None) -> str | None:

@@ -50,7 +50,10 @@ def adherence(
         ReportFormat, typer.Option("--format", help="table, csv, json or html.")
     ] = ReportFormat.TABLE,
     output_file: Annotated[
-        Path | None, typer.Option("--output", help="Write to this file instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--output", help="Write to this file (mode 0600: it names patients) instead of stdout."
+        ),
     ] = None,
     threshold: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Adherence below this is flagged.")
@@ -72,7 +75,7 @@ def adherence(
             timezone=zone,
         )
     if output_file is not None:
-        output_file.write_text(render(report, fmt), encoding="utf-8")
+        output.write_private(output_file, render(report, fmt))
         output.note(f"wrote {len(report.patients)} patients to {output_file}")
     elif fmt is ReportFormat.TABLE:
         output.stdout().print(render_table(report))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from service import metrics
 from service.delivery import verdicts
-from service.models import Reminder, ReminderStatus
+from service.models import Channel, Reminder, ReminderStatus
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,17 @@ TWILIO_STATUSES = {
     "canceled": ReminderStatus.FAILED,
 }
 FAILURES = (ReminderStatus.UNDELIVERED, ReminderStatus.FAILED)
+# A reminder the provider has (or may have) had: only these can have a status to report.
+HANDED_OVER = frozenset(
+    {
+        ReminderStatus.SENDING,
+        ReminderStatus.SENT,
+        ReminderStatus.DELIVERED,
+        ReminderStatus.UNDELIVERED,
+        ReminderStatus.FAILED,
+        ReminderStatus.UNKNOWN,
+    }
+)
 
 
 def apply_status_callback(
@@ -71,10 +82,21 @@ def _find(session: Session, *, message_sid: str, reminder_id: int | None) -> Rem
     if found is not None or reminder_id is None:
         return found
     reminder = session.get(Reminder, reminder_id)
-    if reminder is None or reminder.provider_id not in {None, message_sid}:
-        return None  # that reminder went out as another message
+    if reminder is None or not _may_be(reminder, message_sid):
+        return None
     reminder.provider_id = message_sid
     return reminder
+
+
+def _may_be(reminder: Reminder, message_sid: str) -> bool:
+    """Whether Twilio's message can be this reminder: an SMS handed to the provider that
+    went out as no other message. The ``r`` of a signed URL is still only a claim: it must
+    never move a reminder that was not sent (scheduled, canceled, expired…)."""
+    return (
+        reminder.channel is Channel.SMS
+        and reminder.status in HANDED_OVER
+        and reminder.provider_id in {None, message_sid}
+    )
 
 
 def _advance(reminder: Reminder, target: ReminderStatus, *, now: dt.datetime) -> bool:

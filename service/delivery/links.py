@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
@@ -34,6 +34,10 @@ SALTS = {LinkAction.DONE: "email-done", LinkAction.STOP: "email-stop"}
 # "Done" only means something while the reminder is fresh; an unsubscribe link must keep
 # working for as long as someone may dig the email out again.
 MAX_AGES = {LinkAction.DONE: dt.timedelta(days=14), LinkAction.STOP: dt.timedelta(days=60)}
+# Clocks of the worker that signs and the web app that checks may differ a little; a token
+# further in the future than this was not made by us at the time it claims.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+MAX_ID = 2**63 - 1  # reminders.id is a 64-bit integer
 
 
 class UrlBuilder(Protocol):
@@ -50,7 +54,8 @@ class UrlBuilder(Protocol):
 
 
 class LinkError(Exception):
-    """The link cannot be used; ``reason`` is "invalid", "expired" or "gone"."""
+    """The link cannot be used; ``reason`` is "invalid", "expired", "gone", or "no_email"
+    (a stop link with no email address behind it: nothing to unsubscribe)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -98,18 +103,27 @@ def read_token(settings: Settings, token: str, *, now: dt.datetime) -> LinkTarge
         except BadData:
             continue
         # Ages are checked against the caller's clock rather than itsdangerous's own.
+        if signed_at - now > CLOCK_SKEW:
+            raise LinkError("invalid")
         if now - signed_at > MAX_AGES[action]:
             raise LinkError("expired")
-        if isinstance(value, int) and not isinstance(value, bool):
+        if _is_reminder_id(value):
             return LinkTarget(action, value)
     raise LinkError("invalid")
+
+
+def _is_reminder_id(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def check_link(*, session: Session, settings: Settings, token: str, now: dt.datetime) -> LinkTarget:
     """Validate a link without acting on it (the GET page)."""
     target = read_token(settings, token, now=now)
-    if session.get(Reminder, target.reminder_id) is None:
+    reminder = session.get(Reminder, target.reminder_id)
+    if reminder is None:
         raise LinkError("gone")
+    if target.action is LinkAction.STOP and _email_of(reminder) is None:
+        raise LinkError("no_email")
     return target
 
 
@@ -128,11 +142,18 @@ def apply_link(*, session: Session, settings: Settings, token: str, now: dt.date
     return LinkResult(target.action, changed, reminder.kind, reminder.patient.locale)
 
 
+def _email_of(reminder: Reminder) -> str | None:
+    """The address a stop link unsubscribes: where the email went, else the patient's."""
+    email = reminder.to_address if reminder.channel is Channel.EMAIL else None
+    return email or reminder.patient.email or None
+
+
 def _unsubscribe(*, session: Session, reminder: Reminder, now: dt.datetime) -> bool:
-    address = (
-        reminder.to_address if reminder.channel is Channel.EMAIL else None
-    ) or reminder.patient.email
-    if not address or optouts.is_opted_out(session=session, address=address):
+    address = _email_of(reminder)
+    if address is None:
+        # Saying "unsubscribed" here would be a lie: texts stop with a STOP reply.
+        raise LinkError("no_email")
+    if optouts.is_opted_out(session=session, address=address):
         return False
     optouts.opt_out(
         session=session,

@@ -4,7 +4,8 @@
 
 1. Deduplicate on MessageSid: the row is inserted first, and the unique key makes a retried
    (or concurrent) webhook find the first one; it then changes nothing and answers the same.
-2. Store every message, body included, for the clinic (the body is never logged).
+2. Store every message, body included, for the clinic (the body is never logged; past
+   2,000 characters it is cut, and marked so).
 3. Act on the reading of the reply (``service.replies.parser``): ``HANDLERS`` maps each
    reading to the one function that acts on it (opt out or in, record done / skipped / pain,
    snooze, pause, or pause and alert the clinic on a warning sign) and returns the command
@@ -55,7 +56,7 @@ from service.models import (
 )
 from service.replies.emergency import emergency_number
 from service.replies.outcomes import record_outcome
-from service.replies.parser import Command, Reply, parse_reply
+from service.replies.parser import Command, Reply, clip, parse_reply
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def handle_sms(
 
     ``to_number`` is which of our numbers was texted; with one sender it decides nothing."""
     address = optouts.normalize_address(from_number)
-    body = body.replace("\x00", "")  # PostgreSQL text cannot hold NUL; no phone sends one
+    body = clip(body.replace("\x00", ""))  # PostgreSQL text cannot hold NUL; no phone sends one
     inbound = _claim(session, message_sid=message_sid, address=address, body=body, now=now)
     if inbound is None:
         return _replay(session=session, settings=settings, message_sid=message_sid)

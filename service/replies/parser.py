@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from service.replies.red_flags import RedFlag, has_symptom, red_flag
 
 MAX_CHARS = 2000  # Twilio caps a message at 1600 characters; a longer body is not real
+CUT_MARK = "… [cut]"
 PAUSE_DAYS = range(1, 61)
 PAIN_SCALE = range(11)
 LATER_MINUTES = range(1, 12 * 60 + 1)  # "in 2 hours" is a delay; "in 3 days" is a pause
@@ -612,6 +613,14 @@ def _with_symptom(reply: Reply | None, *, symptom: bool) -> Reply:
     # A pain score names the pain it scores; that is no further symptom.
     scored = reply.command in {Command.PAIN, Command.NUMBER}
     return dataclasses.replace(reply, symptom=symptom and not scored)
+
+
+def clip(text: str) -> str:
+    """The text as stored for the clinic: at most MAX_CHARS characters, the end marked when
+    something was cut (a webhook can carry megabytes; no phone sends them)."""
+    if len(text) <= MAX_CHARS:
+        return text
+    return text[: MAX_CHARS - len(CUT_MARK)] + CUT_MARK
 
 
 def parse_reply(text: str) -> Reply:

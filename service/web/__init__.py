@@ -21,7 +21,7 @@ def __getattr__(name: str) -> FastAPI:
 
 @cache
 def _app() -> FastAPI:
-    from config.settings import load_settings  # noqa: PLC0415 - see __getattr__
+    from config.settings import settings_or_exit  # noqa: PLC0415 - see __getattr__
     from service.web.factory import create_app  # noqa: PLC0415
 
-    return create_app(load_settings())
+    return create_app(settings_or_exit())

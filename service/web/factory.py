@@ -14,6 +14,7 @@ from service import logs
 from service.db import make_engine, make_sessionmaker
 from service.models import utcnow
 from service.web import links, ops, twilio
+from service.web.access_log import protect_access_log
 from service.web.wiring import Clock, Enqueue, Wiring
 from tasks.publish import clinic_alert_publisher
 
@@ -24,6 +25,7 @@ def create_app(
     """The app for these settings. ``enqueue_alert`` defaults to publishing the clinic
     alert task on the configured broker; ``clock`` is for tests."""
     logs.configure(settings)
+    protect_access_log()
     engine = make_engine(settings.database_url)
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
     wiring = Wiring(

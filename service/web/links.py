@@ -32,6 +32,10 @@ REFUSALS = {
     "expired": "This link has expired. Nothing was changed.",
     "gone": "This link is no longer valid. Nothing was changed.",
     "invalid": "This link is not valid. Nothing was changed.",
+    "no_email": (
+        "No email address belongs to this link, so nothing was unsubscribed. "
+        "To stop text messages, reply STOP to any of them."
+    ),
 }
 
 

@@ -8,7 +8,9 @@ import logging
 from pathlib import Path
 
 from service import logs
-from tests.conftest import make_settings
+from tests.conftest import PRODUCTION_SETTINGS, make_settings
+
+# Shaped like an itsdangerous token: payload.timestamp.signature.
 
 
 def emit(handler: logging.Handler, message: str, *args: object) -> str:
@@ -20,8 +22,7 @@ def emit(handler: logging.Handler, message: str, *args: object) -> str:
 
 
 def test_production_logs_are_json_lines_with_numbers_masked(tmp_path: Path) -> None:
-    settings = make_settings(database_url="sqlite://", tmp_path=tmp_path, env="production",
-                             secret_key="a-real-secret-key-0123456789")  # fmt: skip
+    settings = make_settings(database_url="sqlite://", tmp_path=tmp_path, **PRODUCTION_SETTINGS)
     handler = logging.StreamHandler(io.StringIO())
     logs.protect(handler, settings)
 

@@ -38,7 +38,7 @@ from service.models import (
 )
 from service.web.factory import create_app
 from service.web.urls import PublicUrls
-from tests.conftest import Database, make_settings
+from tests.conftest import PRODUCTION_SETTINGS, Database, make_settings
 from tests.factories import make_clinic, make_patient
 from tests.service.cli.test_patients import run
 from tests.service.replies.test_inbound import add_reminder
@@ -648,9 +648,8 @@ def test_signature_checking_cannot_be_turned_off_outside_development() -> None:
     for env in ("production", "test"):
         with pytest.raises(SettingsError, match="PTNUDGE_VERIFY_TWILIO_SIGNATURES"):
             load_settings(
-                env=env,
+                **(PRODUCTION_SETTINGS | {"env": env}),
                 verify_twilio_signatures=False,
-                secret_key="a-real-secret-key-0123456789",
                 _env_file=None,
             )
     assert not load_settings(

@@ -6,6 +6,8 @@ import csv
 import datetime as dt
 import io
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,29 @@ def test_output_writes_a_self_contained_html_file(
     assert page.startswith("<!DOCTYPE html>")
     assert page.count("<svg") >= 11
     assert "Elsewhere" not in page
+
+
+def test_an_output_file_is_readable_by_its_owner_only(
+    committed_db: Database, clinic_slug: str, tmp_path: Path
+) -> None:
+    # It holds first names and pain trends: not for every account on the machine, even
+    # when it replaces a file that was world-readable and the umask is the usual 022.
+    fresh, existing = tmp_path / "adherence.csv", tmp_path / "old.csv"
+    existing.write_text("stale", encoding="utf-8")
+    existing.chmod(0o644)
+    previous = os.umask(0o022)
+    try:
+        results = [
+            run(committed_db, "--format", "csv", "--output", str(f)) for f in (fresh, existing)
+        ]
+    finally:
+        os.umask(previous)
+
+    for result in results:
+        assert result.exit_code == 0, result.output
+    for target in (fresh, existing):
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600, target
+    assert "stale" not in existing.read_text(encoding="utf-8")
 
 
 def test_the_table_is_the_default(committed_db: Database, clinic_slug: str) -> None:

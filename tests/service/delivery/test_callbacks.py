@@ -185,3 +185,46 @@ def test_the_reminder_id_does_not_match_another_message(session: Session, patien
     assert callback(session, "delivered", reminder_id=reminder.id) is False
 
     assert reminder.status is ReminderStatus.SENT
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        ReminderStatus.SCHEDULED,
+        ReminderStatus.QUEUED,
+        ReminderStatus.CANCELED,
+        ReminderStatus.EXPIRED,
+        ReminderStatus.MERGED,
+    ],
+)
+def test_a_callback_by_id_never_touches_a_reminder_that_was_not_handed_over(
+    session: Session, patient: Patient, status: ReminderStatus
+) -> None:
+    # A signed callback URL with a guessed ?r= must not mark a reminder delivered that
+    # never left (or never will).
+    reminder = sent_reminder(session, patient, status=status, provider_id=None)
+
+    assert callback(session, "delivered", reminder_id=reminder.id) is False
+
+    assert (reminder.status, reminder.provider_id) == (status, None)
+
+
+def test_a_callback_by_id_never_touches_an_email_reminder(
+    session: Session, patient: Patient
+) -> None:
+    reminder = sent_reminder(session, patient, status=ReminderStatus.SENDING, provider_id=None)
+    reminder.channel = Channel.EMAIL
+
+    assert callback(session, "delivered", reminder_id=reminder.id) is False
+
+    assert (reminder.status, reminder.provider_id) == (ReminderStatus.SENDING, None)
+
+
+def test_a_callback_by_id_finds_a_reminder_whose_worker_died_mid_send(
+    session: Session, patient: Patient
+) -> None:
+    reminder = sent_reminder(session, patient, status=ReminderStatus.UNKNOWN, provider_id=None)
+
+    assert callback(session, "delivered", reminder_id=reminder.id) is True
+
+    assert (reminder.status, reminder.provider_id) == (ReminderStatus.DELIVERED, SID)

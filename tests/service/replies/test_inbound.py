@@ -737,3 +737,24 @@ def test_a_number_out_of_range_is_refused_with_the_range(
     assert expected in result.reply_text
     assert patient.status is PatientStatus.ACTIVE
     assert session.scalars(select(PainScore)).all() == []
+
+
+def test_a_huge_body_is_stored_cut_to_two_thousand_characters_and_marked(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    sms(session, settings, patient, "Done! " + "x" * 1_000_000)
+
+    (row,) = inbound_rows(session)
+    assert len(row.body) == 2000
+    assert row.body.startswith("Done! xxx")
+    assert row.body.endswith("… [cut]")
+
+
+def test_a_body_of_exactly_two_thousand_characters_is_kept_whole(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    body = "is this ok? " + "y" * 1988
+
+    sms(session, settings, patient, body)
+
+    assert inbound_rows(session)[0].body == body
