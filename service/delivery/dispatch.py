@@ -4,8 +4,10 @@ One pass (``ptnudge tick``; beat runs it every ``PTNUDGE_TICK_SECONDS``):
 
 1. Claim due plan items in a batch (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the
    transaction began with ``BEGIN IMMEDIATE``, which serialises dispatchers).
-2. For each claimed patient, take in their other items due within the minimum gap, so that
-   reminders close together leave as one message.
+2. For each claimed patient, take in their other items due less than the minimum gap after
+   the first due one, so that reminders close together leave as one message (the scheduler's
+   ``group_close``: the same messages the preview shows and the daily limit counts). Items
+   in the look-ahead that would start a message of their own stay for their own time.
 3. Write one reminder row per occurrence and channel. The unique key (plan item, due time,
    channel) makes a second dispatcher or a re-run a no-op. Occurrences missed while the
    system was down are written as ``expired``; at most the latest one of a run is sent.
@@ -32,10 +34,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
-from service.delivery.messages import MERGED_KINDS, group_close
+from service.delivery.messages import MERGED_KINDS
 from service.enrollment.optouts import normalize_address, opted_out_among
 from service.enrollment.plans import schedule_for
-from service.enrollment.scheduling import Occurrence, PatientSchedule, next_due_by_item, occurrences
+from service.enrollment.scheduling import (
+    Occurrence,
+    PatientSchedule,
+    WakingWindow,
+    group_close,
+    may_send_at,
+    next_due_by_item,
+    next_waking_minute,
+    occurrences,
+    travels_with,
+)
 from service.models import (
     Channel,
     Patient,
@@ -126,7 +138,7 @@ class _Pass:
     rows: list[dict[str, object]] = field(default_factory=list)
 
     def dispatch_patient(self, patient: Patient) -> None:
-        schedule = schedule_for(patient)
+        schedule = schedule_for(patient, min_gap=self.rules.min_gap)
         if schedule is None:
             for item in patient.plan_items:
                 item.next_due_at = None
@@ -139,6 +151,9 @@ class _Pass:
         ]
         self.result.items += len(due_items)
         current, missed = _occurrences_due(schedule, due_items, self.now, lookahead)
+        groups = group_close(current, gap=self.rules.min_gap)
+        # A message that starts later than now goes at its own time, on a later pass.
+        later = {occ.item_id for group in groups if group[0].due_at > self.now for occ in group}
         channels = channels_for(patient, self.opted_out)
         rows = [
             _row(patient, occ, channel, status=ReminderStatus.EXPIRED, now=self.now)
@@ -147,13 +162,13 @@ class _Pass:
         ]
         self.result.expired += len(rows)
         quiet = Engagement.for_patient(self.session, patient, self.now)
-        for group in group_close(current, gap=self.rules.min_gap):
+        for group in (group for group in groups if group[0].due_at <= self.now):
             stale = self.now - group[0].due_at > self.rules.stale_after
             status = ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels)
             for channel in channels:
                 rows.extend(_row(patient, o, channel, status=status, now=self.now) for o in group)
         self.rows.extend(rows)
-        _advance(due_items, schedule, lookahead)
+        _advance([item for item in due_items if item.id not in later], schedule, lookahead)
 
     def add_system_message(
         self, patient: Patient, kind: str, channels: list[tuple[Channel, str]]
@@ -333,7 +348,7 @@ def _group_and_merge(
     members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
     groups: list[list[tuple[int, int | None, dt.datetime]]] = []
     for member in members:
-        if groups and member[2] - groups[-1][0][2] < rules.min_gap:
+        if groups and travels_with(groups[-1][0][2], member[2], gap=rules.min_gap):
             groups[-1].append(member)
         else:
             groups.append([member])
@@ -383,10 +398,35 @@ def _advance(items: Sequence[PlanItem], schedule: PatientSchedule, after: dt.dat
         item.next_due_at = upcoming.get(item.id)
 
 
+def _ready_to_go(session: Session, ids: list[int], now: dt.datetime) -> list[int]:
+    """The one-offs that may go out now; the others move to their next waking minute.
+
+    Snoozes (actionable) are only ever scheduled inside the window, and the send path
+    expires one that drifted out of it, as it does any planned reminder."""
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Reminder.id, Reminder.actionable, Patient.timezone, Patient.wake_start)
+        .add_columns(Patient.wake_end)
+        .join(Patient, Patient.id == Reminder.patient_id)
+        .where(Reminder.id.in_(ids))
+    ).all()
+    ready = []
+    for reminder_id, actionable, timezone, wake_start, wake_end in rows:
+        window = WakingWindow(timezone, wake_start, wake_end)
+        if actionable or may_send_at(window, now):
+            ready.append(reminder_id)
+            continue
+        waking = next_waking_minute(window, after=now)
+        session.execute(update(Reminder).where(Reminder.id == reminder_id).values(due_at=waking))
+    return ready
+
+
 def _queue_one_offs(
     session: Session, rules: DispatchRules, now: dt.datetime, result: DispatchResult
 ) -> list[int]:
-    """Scheduled one-off messages (welcome, snooze) that came due: queue, or expire if stale."""
+    """Scheduled one-off messages (welcome, snooze) that came due: queue, or expire if stale.
+    A message outside the patient's waking window waits for its next waking minute."""
     ids = _claim(
         session,
         select(Reminder.id).where(
@@ -394,6 +434,7 @@ def _queue_one_offs(
         ),
         rules,
     )
+    ids = _ready_to_go(session, ids, now)
     if not ids:
         return []
     stale_before = now - rules.stale_after

@@ -204,3 +204,84 @@ def test_any_reply_restores_the_full_program(session: Session) -> None:
     dispatch_due(session=session, rules=RULES, now=NOW)
     [reminder] = rows(session, patient)
     assert reminder.status is ReminderStatus.QUEUED
+
+
+def test_reminders_exactly_the_minimum_gap_apart_leave_as_two_messages_each_on_time(
+    session: Session,
+) -> None:
+    patient = patient_due(
+        session,
+        items=[
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "heat", "at_times": ["09:10"]},
+        ],
+    )
+
+    first = dispatch_due(session=session, rules=RULES, now=NOW)
+
+    [stretch] = rows(session, patient)
+    assert first.to_send == [stretch.id]
+    assert stretch.kind == "stretch"
+    assert stretch.status is ReminderStatus.QUEUED
+    ten_past = NOW + dt.timedelta(minutes=10)  # 09:10:30 in Chicago
+    second = dispatch_due(session=session, rules=RULES, now=ten_past)
+    heat = rows(session, patient)[-1]
+    assert heat.kind == "heat"
+    assert second.to_send == [heat.id]
+    assert heat.due_at == dt.datetime(2026, 12, 2, 15, 10, tzinfo=dt.UTC)
+
+
+def test_reminders_less_than_the_minimum_gap_apart_leave_as_one_message(
+    session: Session,
+) -> None:
+    patient = patient_due(
+        session,
+        items=[
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "heat", "at_times": ["09:09"]},
+        ],
+    )
+
+    result = dispatch_due(session=session, rules=RULES, now=NOW)
+
+    stretch, heat = rows(session, patient)
+    assert result.to_send == [stretch.id]
+    assert heat.status is ReminderStatus.MERGED
+    assert heat.merged_into_id == stretch.id
+
+
+def welcome_due(session: Session, patient: Patient, due_at: dt.datetime) -> Reminder:
+    welcome = Reminder(
+        patient_id=patient.id,
+        kind="welcome",
+        channel=Channel.SMS,
+        actionable=False,
+        due_at=due_at,
+        status=ReminderStatus.SCHEDULED,
+    )
+    session.add(welcome)
+    session.flush()
+    return welcome
+
+
+def test_a_welcome_due_at_night_waits_for_the_start_of_the_waking_window(
+    session: Session,
+) -> None:
+    clinic = make_clinic(session)
+    patient = make_patient(session, clinic, timezone="Asia/Tokyo", wake=DAY)
+    enrolled = dt.datetime(2026, 12, 2, 18, 51, tzinfo=dt.UTC)  # 03:51 in Tokyo
+    welcome = welcome_due(session, patient, enrolled)
+
+    at_night = dispatch_due(session=session, rules=RULES, now=enrolled + dt.timedelta(seconds=15))
+
+    assert welcome.id not in at_night.to_send
+    session.refresh(welcome)
+    assert welcome.status is ReminderStatus.SCHEDULED
+    opening = dt.datetime(2026, 12, 2, 23, 0, tzinfo=dt.UTC)  # 08:00 in Tokyo
+    assert welcome.due_at == opening
+    before = dispatch_due(session=session, rules=RULES, now=opening - dt.timedelta(seconds=1))
+    assert welcome.id not in before.to_send
+    at_eight = dispatch_due(session=session, rules=RULES, now=opening + dt.timedelta(seconds=10))
+    assert at_eight.to_send == [welcome.id]
+    session.refresh(welcome)
+    assert welcome.status is ReminderStatus.QUEUED
