@@ -7,8 +7,11 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config.settings import Settings
 from service.delivery.dispatch import DispatchRules, dispatch_due
+from service.delivery.preview import preview
 from service.enrollment import optouts
+from service.enrollment.plans import refresh_next_due
 from service.models import (
     Channel,
     ChannelChoice,
@@ -285,3 +288,37 @@ def test_a_welcome_due_at_night_waits_for_the_start_of_the_waking_window(
     assert at_eight.to_send == [welcome.id]
     session.refresh(welcome)
     assert welcome.status is ReminderStatus.QUEUED
+
+
+CORE_ITEMS = [
+    {"kind": "position_change", "every_minutes": 60},
+    {"kind": "stretch", "at_times": ["09:00", "13:00", "18:30"]},
+    {"kind": "pelvic_tilt", "at_times": ["10:30"]},
+    {"kind": "leg_strength", "at_times": ["11:00"], "days": ["mon", "wed", "fri"]},
+    {"kind": "walk_or_cycle", "at_times": ["16:00"], "days": ["tue", "thu", "sat"]},
+]
+
+
+def test_the_dispatcher_sends_the_day_the_preview_shows(
+    session: Session, settings: Settings
+) -> None:
+    # stenosis-core in Chicago on Wednesday 2026-12-02; ticks every five minutes all day.
+    morning = dt.datetime(2026, 12, 2, 14, 0, tzinfo=dt.UTC)  # 08:00 CST
+    patient = patient_due(session, items=CORE_ITEMS)
+    patient.last_reply_at = morning  # answering: no back-off
+    refresh_next_due(patient=patient, after=morning - dt.timedelta(minutes=1))
+    session.flush()
+    shown = preview(session=session, settings=settings, patient=patient, start=morning, days=1)
+
+    for step in range(12 * 12 + 1):
+        dispatch_due(session=session, rules=RULES, now=morning + dt.timedelta(minutes=5 * step))
+
+    sent = [r for r in rows(session, patient) if r.status is ReminderStatus.QUEUED]
+    merged = [r for r in rows(session, patient) if r.status is ReminderStatus.MERGED]
+    carried = {
+        r.id: sorted([r.kind, *(m.kind for m in merged if m.merged_into_id == r.id)]) for r in sent
+    }
+    assert [(r.due_at, carried[r.id]) for r in sent] == [
+        (entry.due_at, sorted(entry.kinds)) for entry in shown
+    ]
+    assert len(sent) == 10
