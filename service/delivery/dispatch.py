@@ -41,6 +41,7 @@ from service.enrollment.scheduling import (
     Occurrence,
     PatientSchedule,
     WakingWindow,
+    day_occurrences,
     group_close,
     may_send_at,
     next_due_by_item,
@@ -161,10 +162,12 @@ class _Pass:
             for channel in channels
         ]
         self.result.expired += len(rows)
-        quiet = Engagement.for_patient(self.session, patient, self.now)
+        quiet = Engagement.for_patient(self.session, patient, schedule, self.now)
         for group in (group for group in groups if group[0].due_at <= self.now):
             stale = self.now - group[0].due_at > self.rules.stale_after
-            status = ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels)
+            status = (
+                ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels, group)
+            )
             for channel in channels:
                 rows.extend(_row(patient, o, channel, status=status, now=self.now) for o in group)
         self.rows.extend(rows)
@@ -196,46 +199,44 @@ BACKOFF_DETAIL = "back-off: no reply for 3 days"
 
 @dataclass
 class Engagement:
-    """Back-off for a patient who has answered nothing for three days: one re-engagement
-    message, then at most one reminder a day, until any reply restores the program."""
+    """Back-off for a patient who has answered nothing for three days since their first
+    reminder went out: one re-engagement message, then one reminder a day, its kind in turn,
+    until any reply restores the program."""
 
     silent: bool
     reengaged: bool = False
     sent_today: int = 0
+    kind_today: str | None = None  # the kind of the day's one reminder
 
     @classmethod
-    def for_patient(cls, session: Session, patient: Patient, now: dt.datetime) -> Engagement:
-        heard = max(t for t in (patient.last_reply_at, patient.created_at) if t is not None)
-        if now - heard < SILENT_AFTER:
+    def for_patient(
+        cls, session: Session, patient: Patient, schedule: PatientSchedule, now: dt.datetime
+    ) -> Engagement:
+        """1. Silent: three days without a reply, counted from the later of the last reply
+           and the first reminder that went out (none out yet: not silent).
+        2. Whether the re-engagement message was sent since.
+        3. How many reminders are out today, and which kind today's one is."""
+        heard = _last_heard(session, patient, now)
+        if heard is None or now - heard < SILENT_AFTER:
             return cls(silent=False)
-        reengaged = session.scalar(
-            select(Reminder.id)
-            .where(
-                Reminder.patient_id == patient.id,
-                Reminder.kind == "reengage",
-                Reminder.due_at > heard,
-            )
-            .limit(1)
+        zone = ZoneInfo(patient.timezone)
+        today = now.astimezone(zone).date()
+        silent_days = (today - (heard + SILENT_AFTER).astimezone(zone).date()).days
+        return cls(
+            silent=True,
+            reengaged=_reengaged_since(session, patient, heard),
+            sent_today=_sent_today(session, patient, today, zone),
+            kind_today=backoff_kind(
+                schedule=schedule, items=patient.plan_items, day=today, turn=silent_days
+            ),
         )
-        local_midnight = dt.datetime.combine(
-            now.astimezone(ZoneInfo(patient.timezone)).date(),
-            dt.time(0),
-            ZoneInfo(patient.timezone),
-        )
-        sent_today = session.scalar(
-            select(func.count())
-            .select_from(Reminder)
-            .where(
-                Reminder.patient_id == patient.id,
-                Reminder.actionable.is_(True),
-                Reminder.due_at >= local_midnight,
-                Reminder.status.in_(_SENT_OR_GOING),
-            )
-        )
-        return cls(silent=True, reengaged=reengaged is not None, sent_today=sent_today or 0)
 
     def admit(
-        self, run: _Pass, patient: Patient, channels: list[tuple[Channel, str]]
+        self,
+        run: _Pass,
+        patient: Patient,
+        channels: list[tuple[Channel, str]],
+        group: Sequence[Occurrence],
     ) -> ReminderStatus:
         """The status for the next group of reminders: queued, or canceled by the back-off
         (the first silent group is replaced by one re-engagement message)."""
@@ -245,10 +246,76 @@ class Engagement:
             self.reengaged = True
             run.add_system_message(patient, "reengage", channels)
             return ReminderStatus.CANCELED
-        if self.sent_today == 0:
+        wanted = self.kind_today is None or any(o.kind == self.kind_today for o in group)
+        if self.sent_today == 0 and wanted:
             self.sent_today = 1
             return ReminderStatus.QUEUED
         return ReminderStatus.CANCELED
+
+
+def backoff_kind(
+    *, schedule: PatientSchedule, items: Sequence[PlanItem], day: dt.date, turn: int
+) -> str | None:
+    """The kind of a backed-off patient's one reminder on ``day``, the ``turn``-th day of
+    silence: the program's kinds in turn, the exercises (fixed sessions) before the position
+    changes (repeating nudges), so that one a day does not always land on the day's first
+    nudge. A kind with nothing that day passes its turn to the next."""
+    ordered = sorted(items, key=lambda item: (item.every_minutes is not None, item.position))
+    kinds = list(dict.fromkeys(item.kind for item in ordered))
+    that_day = {occurrence.kind for occurrence in day_occurrences(schedule, day)}
+    for step in range(len(kinds)):
+        kind = kinds[(turn + step) % len(kinds)]
+        if kind in that_day:
+            return kind
+    return None
+
+
+def _last_heard(session: Session, patient: Patient, now: dt.datetime) -> dt.datetime | None:
+    """The later of the last reply and the first reminder that went out; None while no
+    reminder has gone out (a patient who starts next week is not silent this week)."""
+    if patient.last_reply_at is not None and now - patient.last_reply_at < SILENT_AFTER:
+        return patient.last_reply_at  # answered lately: no need to look further
+    first_out = session.scalar(
+        select(Reminder.sent_at)
+        .where(
+            Reminder.patient_id == patient.id,
+            Reminder.actionable.is_(True),
+            Reminder.sent_at.is_not(None),
+        )
+        .order_by(Reminder.due_at)  # ix_reminders_patient_due: stops at the first one
+        .limit(1)
+    )
+    if first_out is None:
+        return None
+    return max(first_out, patient.last_reply_at or first_out)
+
+
+def _reengaged_since(session: Session, patient: Patient, heard: dt.datetime) -> bool:
+    found = session.scalar(
+        select(Reminder.id)
+        .where(
+            Reminder.patient_id == patient.id,
+            Reminder.kind == "reengage",
+            Reminder.due_at > heard,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _sent_today(session: Session, patient: Patient, today: dt.date, zone: ZoneInfo) -> int:
+    local_midnight = dt.datetime.combine(today, dt.time(0), zone)
+    count = session.scalar(
+        select(func.count())
+        .select_from(Reminder)
+        .where(
+            Reminder.patient_id == patient.id,
+            Reminder.actionable.is_(True),
+            Reminder.due_at >= local_midnight,
+            Reminder.status.in_(_SENT_OR_GOING),
+        )
+    )
+    return count or 0
 
 
 _SENT_OR_GOING = (

@@ -175,6 +175,21 @@ def test_a_snooze_for_later_is_queued_when_due_and_not_before(session: Session) 
     assert snooze.id in result.to_send
 
 
+def went_out(session: Session, patient: Patient, moment: dt.datetime) -> None:
+    """A stretch reminder delivered at ``moment``."""
+    session.add(
+        Reminder(
+            patient_id=patient.id,
+            kind="stretch",
+            channel=Channel.SMS,
+            due_at=moment,
+            status=ReminderStatus.DELIVERED,
+            sent_at=moment,
+        )
+    )
+    session.flush()
+
+
 def test_a_patient_silent_for_three_days_gets_one_reengagement_then_one_a_day(
     session: Session,
 ) -> None:
@@ -188,10 +203,11 @@ def test_a_patient_silent_for_three_days_gets_one_reengagement_then_one_a_day(
     )
     patient.created_at = NOW - dt.timedelta(days=10)
     patient.last_reply_at = NOW - dt.timedelta(days=4)
+    went_out(session, patient, NOW - dt.timedelta(days=9))
     session.flush()
     for hours in (0, 2, 4):
         dispatch_due(session=session, rules=RULES, now=NOW + dt.timedelta(hours=hours))
-    found = {r.kind: r for r in rows(session, patient)}
+    found = {r.kind: r for r in rows(session, patient) if r.due_at > NOW - dt.timedelta(hours=1)}
     assert found["reengage"].status is ReminderStatus.QUEUED
     assert found["reengage"].actionable is False
     assert found["stretch"].status is ReminderStatus.CANCELED  # replaced by the re-engagement
@@ -322,3 +338,89 @@ def test_the_dispatcher_sends_the_day_the_preview_shows(
         (entry.due_at, sorted(entry.kinds)) for entry in shown
     ]
     assert len(sent) == 10
+
+
+def test_silence_counts_from_the_first_reminder_that_went_out_not_from_enrollment(
+    session: Session,
+) -> None:
+    # Enrolled ten days ago to start today: nothing has gone out yet, so nobody is silent.
+    patient = patient_due(session)
+    patient.created_at = NOW - dt.timedelta(days=10)
+    session.flush()
+
+    result = dispatch_due(session=session, rules=RULES, now=NOW)
+
+    [reminder] = rows(session, patient)
+    assert reminder.kind == "stretch"
+    assert reminder.status is ReminderStatus.QUEUED
+    assert result.to_send == [reminder.id]
+
+
+def test_a_patient_silent_since_their_first_reminder_went_out_is_backed_off(
+    session: Session,
+) -> None:
+    patient = patient_due(session)
+    patient.created_at = NOW - dt.timedelta(days=10)
+    first_sent = NOW - dt.timedelta(days=4)
+    went_out(session, patient, first_sent)
+
+    dispatch_due(session=session, rules=RULES, now=NOW)
+
+    kinds = {r.kind: r.status for r in rows(session, patient) if r.due_at > first_sent}
+    assert kinds == {"reengage": ReminderStatus.QUEUED, "stretch": ReminderStatus.CANCELED}
+
+
+def test_in_back_off_the_one_daily_reminder_rotates_through_the_kinds_exercises_first(
+    session: Session,
+) -> None:
+    clinic = make_clinic(session)
+    first_day = dt.datetime(2026, 12, 2, 14, 0, tzinfo=dt.UTC)  # 08:00 CST
+    patient = make_patient(
+        session,
+        clinic,
+        wake=DAY,
+        items=[
+            {"kind": "position_change", "every_minutes": 60},
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "pelvic_tilt", "at_times": ["11:00"]},
+        ],
+        max_per_day=20,  # every hourly nudge is in the plan: the back-off alone thins it
+        schedule_after=first_day - dt.timedelta(minutes=1),
+    )
+    # Silent since the morning of the first day (no reply to the first reminder, three days
+    # before), and already asked to come back.
+    patient.created_at = first_day - dt.timedelta(days=5)
+    went_out(session, patient, first_day - dt.timedelta(days=3, minutes=30))
+    session.add(
+        Reminder(
+            patient_id=patient.id,
+            kind="reengage",
+            channel=Channel.SMS,
+            actionable=False,
+            due_at=first_day - dt.timedelta(minutes=10),
+            status=ReminderStatus.SENT,
+            sent_at=first_day - dt.timedelta(minutes=10),
+        )
+    )
+    session.flush()
+
+    for day in range(4):
+        for hour in range(13):
+            moment = first_day + dt.timedelta(days=day, hours=hour, seconds=30)
+            dispatch_due(session=session, rules=RULES, now=moment)
+
+    found = rows(session, patient)
+    sent = [r for r in found if r.actionable and r.status is ReminderStatus.QUEUED]
+    carried = [
+        (r.due_at.day, sorted([r.kind, *(m.kind for m in found if m.merged_into_id == r.id)]))
+        for r in sent
+    ]
+    # One message a day: the stretch (with the 09:00 position change it travels with), then
+    # the pelvic tilts, then a position change on its own, then the stretch again.
+    assert carried == [
+        (2, ["position_change", "stretch"]),
+        (3, ["pelvic_tilt", "position_change"]),
+        (4, ["position_change"]),
+        (5, ["position_change", "stretch"]),
+    ]
+    assert [r.due_at.hour for r in sent] == [15, 17, 14, 15]  # 09:00, 11:00, 08:00, 09:00
