@@ -75,7 +75,8 @@ def validate(
         typer.Argument(metavar="[FILE]...", help="Program files; default: every known one."),
     ] = None,
 ) -> None:
-    """Check program files; exit 1 naming the file, the item and the reason for each bad one."""
+    """Check program files; exit 1 naming the file, the item and the reason for each bad one.
+    Warn when a program asks for more than its daily limit in the default waking window."""
     paths = files or list(programs.program_files(settings_or_exit().programs_dir).values())
     problems = []
     for path in paths:
@@ -85,6 +86,9 @@ def validate(
             problems.append(str(exc))
             continue
         output.say(f"ok  {path.name} ({len(program.items)} items)")
+        warning = programs.fit_warning(program)
+        if warning is not None:
+            output.note(f"warning: {warning}")
     if problems:
         output.fail("\n".join(problems))
 

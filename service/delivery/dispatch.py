@@ -4,8 +4,10 @@ One pass (``ptnudge tick``; beat runs it every ``PTNUDGE_TICK_SECONDS``):
 
 1. Claim due plan items in a batch (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the
    transaction began with ``BEGIN IMMEDIATE``, which serialises dispatchers).
-2. For each claimed patient, take in their other items due within the minimum gap, so that
-   reminders close together leave as one message.
+2. For each claimed patient, take in their other items due less than the minimum gap after
+   the first due one, so that reminders close together leave as one message (the scheduler's
+   ``group_close``: the same messages the preview shows and the daily limit counts). Items
+   in the look-ahead that would start a message of their own stay for their own time.
 3. Write one reminder row per occurrence and channel. The unique key (plan item, due time,
    channel) makes a second dispatcher or a re-run a no-op. Occurrences missed while the
    system was down are written as ``expired``; at most the latest one of a run is sent.
@@ -31,10 +33,20 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from service.db.dialects import for_update_skip_locked, insert_ignoring_duplicates
-from service.delivery.messages import group_close
 from service.enrollment.optouts import normalize_address, opted_out_among
 from service.enrollment.plans import schedule_for
-from service.enrollment.scheduling import Occurrence, PatientSchedule, next_due_by_item, occurrences
+from service.enrollment.scheduling import (
+    Occurrence,
+    PatientSchedule,
+    WakingWindow,
+    day_occurrences,
+    group_close,
+    may_send_at,
+    next_due_by_item,
+    next_waking_minute,
+    occurrences,
+    travels_with,
+)
 from service.models import (
     Channel,
     Patient,
@@ -123,7 +135,7 @@ class _Pass:
     rows: list[dict[str, object]] = field(default_factory=list)
 
     def dispatch_patient(self, patient: Patient) -> None:
-        schedule = schedule_for(patient)
+        schedule = schedule_for(patient, min_gap=self.rules.min_gap)
         if schedule is None:
             for item in patient.plan_items:
                 item.next_due_at = None
@@ -136,6 +148,9 @@ class _Pass:
         ]
         self.result.items += len(due_items)
         current, missed = _occurrences_due(schedule, due_items, self.now, lookahead)
+        groups = group_close(current, gap=self.rules.min_gap)
+        # A message that starts later than now goes at its own time, on a later pass.
+        later = {occ.item_id for group in groups if group[0].due_at > self.now for occ in group}
         channels = channels_for(patient, self.opted_out)
         rows = [
             _row(patient, occ, channel, status=ReminderStatus.EXPIRED, now=self.now)
@@ -143,14 +158,16 @@ class _Pass:
             for channel in channels
         ]
         self.result.expired += len(rows)
-        quiet = Engagement.for_patient(self.session, patient, self.now)
-        for group in group_close(current, gap=self.rules.min_gap):
+        quiet = Engagement.for_patient(self.session, patient, schedule, self.now)
+        for group in (group for group in groups if group[0].due_at <= self.now):
             stale = self.now - group[0].due_at > self.rules.stale_after
-            status = ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels)
+            status = (
+                ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels, group)
+            )
             for channel in channels:
                 rows.extend(_row(patient, o, channel, status=status, now=self.now) for o in group)
         self.rows.extend(rows)
-        _advance(due_items, schedule, lookahead)
+        _advance([item for item in due_items if item.id not in later], schedule, lookahead)
 
     def add_system_message(
         self, patient: Patient, kind: str, channels: list[tuple[Channel, str]]
@@ -178,46 +195,44 @@ BACKOFF_DETAIL = "back-off: no reply for 3 days"
 
 @dataclass
 class Engagement:
-    """Back-off for a patient who has answered nothing for three days: one re-engagement
-    message, then at most one reminder a day, until any reply restores the program."""
+    """Back-off for a patient who has answered nothing for three days since their first
+    reminder went out: one re-engagement message, then one reminder a day, its kind in turn,
+    until any reply restores the program."""
 
     silent: bool
     reengaged: bool = False
     sent_today: int = 0
+    kind_today: str | None = None  # the kind of the day's one reminder
 
     @classmethod
-    def for_patient(cls, session: Session, patient: Patient, now: dt.datetime) -> Engagement:
-        heard = max(t for t in (patient.last_reply_at, patient.created_at) if t is not None)
-        if now - heard < SILENT_AFTER:
+    def for_patient(
+        cls, session: Session, patient: Patient, schedule: PatientSchedule, now: dt.datetime
+    ) -> Engagement:
+        """1. Silent: three days without a reply, counted from the later of the last reply
+           and the first reminder that went out (none out yet: not silent).
+        2. Whether the re-engagement message was sent since.
+        3. How many reminders are out today, and which kind today's one is."""
+        heard = _last_heard(session, patient, now)
+        if heard is None or now - heard < SILENT_AFTER:
             return cls(silent=False)
-        reengaged = session.scalar(
-            select(Reminder.id)
-            .where(
-                Reminder.patient_id == patient.id,
-                Reminder.kind == "reengage",
-                Reminder.due_at > heard,
-            )
-            .limit(1)
+        zone = ZoneInfo(patient.timezone)
+        today = now.astimezone(zone).date()
+        silent_days = (today - (heard + SILENT_AFTER).astimezone(zone).date()).days
+        return cls(
+            silent=True,
+            reengaged=_reengaged_since(session, patient, heard),
+            sent_today=_sent_today(session, patient, today, zone),
+            kind_today=backoff_kind(
+                schedule=schedule, items=patient.plan_items, day=today, turn=silent_days
+            ),
         )
-        local_midnight = dt.datetime.combine(
-            now.astimezone(ZoneInfo(patient.timezone)).date(),
-            dt.time(0),
-            ZoneInfo(patient.timezone),
-        )
-        sent_today = session.scalar(
-            select(func.count())
-            .select_from(Reminder)
-            .where(
-                Reminder.patient_id == patient.id,
-                Reminder.actionable.is_(True),
-                Reminder.due_at >= local_midnight,
-                Reminder.status.in_(_SENT_OR_GOING),
-            )
-        )
-        return cls(silent=True, reengaged=reengaged is not None, sent_today=sent_today or 0)
 
     def admit(
-        self, run: _Pass, patient: Patient, channels: list[tuple[Channel, str]]
+        self,
+        run: _Pass,
+        patient: Patient,
+        channels: list[tuple[Channel, str]],
+        group: Sequence[Occurrence],
     ) -> ReminderStatus:
         """The status for the next group of reminders: queued, or canceled by the back-off
         (the first silent group is replaced by one re-engagement message)."""
@@ -227,10 +242,76 @@ class Engagement:
             self.reengaged = True
             run.add_system_message(patient, "reengage", channels)
             return ReminderStatus.CANCELED
-        if self.sent_today == 0:
+        wanted = self.kind_today is None or any(o.kind == self.kind_today for o in group)
+        if self.sent_today == 0 and wanted:
             self.sent_today = 1
             return ReminderStatus.QUEUED
         return ReminderStatus.CANCELED
+
+
+def backoff_kind(
+    *, schedule: PatientSchedule, items: Sequence[PlanItem], day: dt.date, turn: int
+) -> str | None:
+    """The kind of a backed-off patient's one reminder on ``day``, the ``turn``-th day of
+    silence: the program's kinds in turn, the exercises (fixed sessions) before the position
+    changes (repeating nudges), so that one a day does not always land on the day's first
+    nudge. A kind with nothing that day passes its turn to the next."""
+    ordered = sorted(items, key=lambda item: (item.every_minutes is not None, item.position))
+    kinds = list(dict.fromkeys(item.kind for item in ordered))
+    that_day = {occurrence.kind for occurrence in day_occurrences(schedule, day)}
+    for step in range(len(kinds)):
+        kind = kinds[(turn + step) % len(kinds)]
+        if kind in that_day:
+            return kind
+    return None
+
+
+def _last_heard(session: Session, patient: Patient, now: dt.datetime) -> dt.datetime | None:
+    """The later of the last reply and the first reminder that went out; None while no
+    reminder has gone out (a patient who starts next week is not silent this week)."""
+    if patient.last_reply_at is not None and now - patient.last_reply_at < SILENT_AFTER:
+        return patient.last_reply_at  # answered lately: no need to look further
+    first_out = session.scalar(
+        select(Reminder.sent_at)
+        .where(
+            Reminder.patient_id == patient.id,
+            Reminder.actionable.is_(True),
+            Reminder.sent_at.is_not(None),
+        )
+        .order_by(Reminder.due_at)  # ix_reminders_patient_due: stops at the first one
+        .limit(1)
+    )
+    if first_out is None:
+        return None
+    return max(first_out, patient.last_reply_at or first_out)
+
+
+def _reengaged_since(session: Session, patient: Patient, heard: dt.datetime) -> bool:
+    found = session.scalar(
+        select(Reminder.id)
+        .where(
+            Reminder.patient_id == patient.id,
+            Reminder.kind == "reengage",
+            Reminder.due_at > heard,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _sent_today(session: Session, patient: Patient, today: dt.date, zone: ZoneInfo) -> int:
+    local_midnight = dt.datetime.combine(today, dt.time(0), zone)
+    count = session.scalar(
+        select(func.count())
+        .select_from(Reminder)
+        .where(
+            Reminder.patient_id == patient.id,
+            Reminder.actionable.is_(True),
+            Reminder.due_at >= local_midnight,
+            Reminder.status.in_(_SENT_OR_GOING),
+        )
+    )
+    return count or 0
 
 
 _SENT_OR_GOING = (
@@ -329,7 +410,7 @@ def _group_and_merge(
     members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
     groups: list[list[tuple[int, int | None, dt.datetime]]] = []
     for member in members:
-        if groups and member[2] - groups[-1][0][2] < rules.min_gap:
+        if groups and travels_with(groups[-1][0][2], member[2], gap=rules.min_gap):
             groups[-1].append(member)
         else:
             groups.append([member])
@@ -374,10 +455,35 @@ def _advance(items: Sequence[PlanItem], schedule: PatientSchedule, after: dt.dat
         item.next_due_at = upcoming.get(item.id)
 
 
+def _ready_to_go(session: Session, ids: list[int], now: dt.datetime) -> list[int]:
+    """The one-offs that may go out now; the others move to their next waking minute.
+
+    Snoozes (actionable) are only ever scheduled inside the window, and the send path
+    expires one that drifted out of it, as it does any planned reminder."""
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Reminder.id, Reminder.actionable, Patient.timezone, Patient.wake_start)
+        .add_columns(Patient.wake_end)
+        .join(Patient, Patient.id == Reminder.patient_id)
+        .where(Reminder.id.in_(ids))
+    ).all()
+    ready = []
+    for reminder_id, actionable, timezone, wake_start, wake_end in rows:
+        window = WakingWindow(timezone, wake_start, wake_end)
+        if actionable or may_send_at(window, now):
+            ready.append(reminder_id)
+            continue
+        waking = next_waking_minute(window, after=now)
+        session.execute(update(Reminder).where(Reminder.id == reminder_id).values(due_at=waking))
+    return ready
+
+
 def _queue_one_offs(
     session: Session, rules: DispatchRules, now: dt.datetime, result: DispatchResult
 ) -> list[int]:
-    """Scheduled one-off messages (welcome, snooze) that came due: queue, or expire if stale."""
+    """Scheduled one-off messages (welcome, snooze) that came due: queue, or expire if stale.
+    A message outside the patient's waking window waits for its next waking minute."""
     ids = _claim(
         session,
         select(Reminder.id).where(
@@ -385,6 +491,7 @@ def _queue_one_offs(
         ),
         rules,
     )
+    ids = _ready_to_go(session, ids, now)
     if not ids:
         return []
     stale_before = now - rules.stale_after

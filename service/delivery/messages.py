@@ -1,11 +1,11 @@
-"""From reminders to words: which reminders travel together, and the message that carries them.
+"""From reminders to words: the message that carries reminders that travel together (which
+ones do is the scheduler's ``group_close``, so the daily limit counts the messages sent).
 
 Preview and the send task both use this module, so what a clinic previews is what is sent.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,22 +18,8 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from service.delivery.links import UrlBuilder, action_links
 from service.delivery.rendering import pick_variant, render_email, render_sms, variant_count
-from service.enrollment.scheduling import Occurrence
 from service.models import Channel, Clinic, Patient, PlanItem, Reminder
 from service.transports.base import OutboundMessage
-
-
-def group_close(occurrences: Sequence[Occurrence], *, gap: dt.timedelta) -> list[list[Occurrence]]:
-    """Group a patient's occurrences so that each group starts with one occurrence and takes in
-    those due less than ``gap`` after it. A group becomes one message at the first one's time:
-    reminders close together are merged, never dropped."""
-    groups: list[list[Occurrence]] = []
-    for occurrence in sorted(occurrences, key=lambda o: (o.due_at, o.item_id)):
-        if groups and occurrence.due_at - groups[-1][0].due_at < gap:
-            groups[-1].append(occurrence)
-        else:
-            groups.append([occurrence])
-    return groups
 
 
 def merged_kinds(*, session: Session, head_ids: Sequence[int]) -> dict[int, list[str]]:

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from service.delivery.dispatch import channels_for
 from service.delivery.links import UrlBuilder
-from service.delivery.messages import compose, group_close
+from service.delivery.messages import compose
 from service.enrollment.optouts import opted_out_among, opted_out_channels
 from service.enrollment.plans import schedule_for
-from service.enrollment.scheduling import occurrences
+from service.enrollment.scheduling import group_close, occurrences
 from service.models import Channel, Patient, PatientStatus
 
 
@@ -51,7 +51,8 @@ def preview(
     start: dt.datetime,
     days: int,
 ) -> list[PreviewEntry]:
-    schedule = schedule_for(patient)
+    gap = dt.timedelta(minutes=settings.min_gap_minutes)
+    schedule = schedule_for(patient, min_gap=gap)
     if schedule is None:
         return []
     found = occurrences(schedule, start=start, end=start + dt.timedelta(days=days))
@@ -59,7 +60,7 @@ def preview(
     channels = [channel for channel, _ in channels_for(patient, opted_out)]
     zone = ZoneInfo(patient.timezone)
     entries = []
-    for group in group_close(found, gap=dt.timedelta(minutes=settings.min_gap_minutes)):
+    for group in group_close(found, gap=gap):
         kinds = tuple(dict.fromkeys(occ.kind for occ in group))
         head = group[0]
         for channel in channels:

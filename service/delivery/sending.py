@@ -7,7 +7,10 @@ the database work of a message is a share of three statements, not a dozen round
    SKIP LOCKED`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises claims), check each
    again at this moment (opt-out ledger, pause, waking window, staleness), and move the
    wanted ones to ``sending`` with the rendered body's digest and the address. A duplicate
-   task (broker redelivery, the sweeper) finds nothing ``queued`` and stops there.
+   task (broker redelivery, the sweeper) finds nothing ``queued`` and stops there. Outside
+   the waking window (``scheduling.may_send_at``) a planned reminder expires (the plan's
+   next one is coming); any other message (welcome, re-engagement) waits, scheduled again
+   for the window's next waking minute.
 2. Call the transport for each, outside any transaction.
 3. Record the provider ids and errors, in one transaction. A transient error before the
    provider accepted the message puts the reminder back in ``queued`` for a retry with
@@ -35,8 +38,8 @@ from service.delivery.links import UrlBuilder
 from service.delivery.messages import Composition, body_digest, compose, merged_kinds, outbound
 from service.delivery.ratelimit import NoLimit, RateLimiter
 from service.enrollment import optouts
-from service.enrollment.plans import is_paused_at, schedule_for
-from service.enrollment.scheduling import local_window_contains
+from service.enrollment.plans import is_paused_at, waking_window
+from service.enrollment.scheduling import may_send_at, next_waking_minute
 from service.models import Channel, Patient, Reminder, ReminderStatus, utcnow
 from service.transports.base import Receipt, Transport, TransportError
 
@@ -51,6 +54,7 @@ class SendOutcome(enum.StrEnum):
     FAILED = "failed"
     RETRY = "retry"
     UNCERTAIN = "uncertain"  # the provider may have it; the sweeper reconciles
+    RESCHEDULED = "rescheduled"  # outside the waking window: scheduled for its next minute
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,10 @@ def _claim(
     claims = []
     for reminder in reminders:
         verdict = _still_wanted(reminder, settings, now, opted_out)
+        if verdict is None and not may_send_at(waking_window(reminder.patient), now):
+            _wait_for_waking(reminder, now)
+            results[reminder.id] = SendResult(SendOutcome.RESCHEDULED)
+            continue
         if verdict is not None:
             status, detail = verdict
             reminder.status, reminder.status_at, reminder.error_detail = status, now, detail
@@ -204,7 +212,6 @@ def _still_wanted(
     """Why this reminder must not go out now, or None when it should."""
     patient = reminder.patient
     address = _address(reminder)
-    schedule = schedule_for(patient)
     checks = (
         # Opt-out is checked at the moment of sending, in the claim's own transaction: a STOP
         # committed before this point wins; one after it finds the reminder already leaving.
@@ -226,9 +233,8 @@ def _still_wanted(
         ),
         (not address, ReminderStatus.CANCELED, f"no {reminder.channel.value} address"),
         (
-            reminder.actionable
-            and schedule is not None
-            and not local_window_contains(schedule, now),
+            # A planned reminder is not worth sending late: the plan's next one is coming.
+            reminder.actionable and not may_send_at(waking_window(patient), now),
             ReminderStatus.EXPIRED,
             "outside the waking window",
         ),
@@ -237,6 +243,14 @@ def _still_wanted(
         if failed:
             return status, detail
     return None
+
+
+def _wait_for_waking(reminder: Reminder, now: dt.datetime) -> None:
+    """Back to ``scheduled``, due at the next waking minute: the dispatcher queues it then."""
+    reminder.status = ReminderStatus.SCHEDULED
+    reminder.status_at = now
+    reminder.queued_at = None
+    reminder.due_at = next_waking_minute(waking_window(reminder.patient), after=now)
 
 
 def _address(reminder: Reminder) -> str | None:

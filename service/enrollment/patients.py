@@ -26,7 +26,14 @@ from service import audit
 from service.db import rows_changed
 from service.enrollment import plans
 from service.enrollment.clinics import NotFoundError, valid_email, valid_timezone
-from service.enrollment.programs import Program, ProgramError, get_program, parse_time, tune
+from service.enrollment.programs import (
+    DEFAULT_WAKE_WINDOW,
+    Program,
+    ProgramError,
+    get_program,
+    parse_time,
+    tune,
+)
 from service.models import (
     CANCELABLE_STATUSES,
     AuditEvent,
@@ -41,7 +48,7 @@ from service.models import (
 )
 
 DEFAULT_PROGRAM = "stenosis-core"
-DEFAULT_WAKE = "08:00-20:00"
+DEFAULT_WAKE = "{:%H:%M}-{:%H:%M}".format(*DEFAULT_WAKE_WINDOW)  # 08:00-20:00
 DEFAULT_LOCALE = "en"
 DEFAULT_CONSENT = "recorded by clinic at enrollment"
 LOCALES = ("en", "es")

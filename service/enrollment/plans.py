@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from service.enrollment.programs import parse_time, weekday_numbers
-from service.enrollment.scheduling import ItemRule, PatientSchedule, next_due_by_item
+from service.enrollment.scheduling import (
+    DEFAULT_MIN_GAP,
+    ItemRule,
+    PatientSchedule,
+    WakingWindow,
+    next_due_by_item,
+)
 from service.models import Patient, PatientStatus, PlanItem
 
 
@@ -25,10 +31,20 @@ def item_rule(item: PlanItem) -> ItemRule:
     )
 
 
+def waking_window(patient: Patient) -> WakingWindow:
+    """The hours the patient may get messages in (see ``scheduling.may_send_at``)."""
+    return WakingWindow(patient.timezone, patient.wake_start, patient.wake_end)
+
+
 def schedule_for(
-    patient: Patient, items: Sequence[PlanItem] | None = None
+    patient: Patient,
+    items: Sequence[PlanItem] | None = None,
+    *,
+    min_gap: dt.timedelta = DEFAULT_MIN_GAP,
 ) -> PatientSchedule | None:
-    """The patient's schedule, or None while they get nothing (removed, paused open-ended)."""
+    """The patient's schedule, or None while they get nothing (removed, paused open-ended).
+    ``min_gap`` is PTNUDGE_MIN_GAP_MINUTES: reminders closer than that leave as one message
+    and count once against the daily limit."""
     if patient.status is PatientStatus.REMOVED:
         return None
     if patient.status is PatientStatus.PAUSED and patient.paused_until is None:
@@ -43,16 +59,19 @@ def schedule_for(
         items=tuple(item_rule(item) for item in (items or patient.plan_items)),
         max_per_day=patient.max_per_day,
         not_before=not_before,
+        min_gap=min_gap,
     )
 
 
-def refresh_next_due(*, patient: Patient, after: dt.datetime) -> None:
+def refresh_next_due(
+    *, patient: Patient, after: dt.datetime, min_gap: dt.timedelta = DEFAULT_MIN_GAP
+) -> None:
     """Set every plan item's next due time to its first occurrence strictly after ``after``.
 
     Plan items must have ids (flush first). Missed occurrences before ``after`` are never
     replayed: resuming or opting back in starts from now.
     """
-    schedule = schedule_for(patient)
+    schedule = schedule_for(patient, min_gap=min_gap)
     upcoming = next_due_by_item(schedule, after=after) if schedule else {}
     for item in patient.plan_items:
         item.next_due_at = upcoming.get(item.id)

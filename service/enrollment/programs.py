@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,12 +19,23 @@ from typing import Any
 import yaml
 
 from service.delivery.rendering import REMINDER_KINDS
+from service.enrollment.scheduling import (
+    DEFAULT_MIN_GAP,
+    ItemRule,
+    PatientSchedule,
+    day_occurrences,
+    group_close,
+)
 
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "config" / "programs"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MIN_EVERY_MINUTES = 15
 MAX_EVERY_MINUTES = 12 * 60
 MAX_PER_DAY_CEILING = 48
+# The waking window a patient gets unless the clinic sets one (``patients enroll --wake``).
+DEFAULT_WAKE_WINDOW = (dt.time(8, 0), dt.time(20, 0))
+# A week without clock changes, Monday first, to read a program's days off the scheduler.
+_SAMPLE_MONDAY = dt.date(2026, 6, 1)
 PROGRAM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _EVERY = re.compile(r"^\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?\s*$")
 
@@ -323,3 +335,83 @@ def item_document(item: ProgramItem) -> dict[str, Any]:
 
 def weekday_numbers(days: Sequence[str] | None) -> frozenset[int] | None:
     return None if days is None else frozenset(WEEKDAYS.index(day) for day in days)
+
+
+@dataclass(frozen=True)
+class KindFit:
+    kind: str
+    asked: tuple[int, ...]  # per day the item runs, Monday first
+    kept: tuple[int, ...]
+    days: tuple[str, ...] | None  # None: every day
+
+    def describe(self) -> str:
+        def span(counts: tuple[int, ...]) -> str:
+            low, high = min(counts), max(counts)
+            return str(low) if low == high else f"{low}-{high}"
+
+        where = f" ({', '.join(self.days)})" if self.days else ""
+        return f"{self.kind} {span(self.kept)} of {span(self.asked)}{where}"
+
+
+def fit_warning(
+    program: Program,
+    *,
+    wake: tuple[dt.time, dt.time] = DEFAULT_WAKE_WINDOW,
+    min_gap: dt.timedelta = DEFAULT_MIN_GAP,
+) -> str | None:
+    """What a clinic should know when the program asks for more messages on some day than
+    its own daily limit, in a waking window: how many of each kind a day keeps. None when
+    every day fits."""
+    asked, kinds = _week_fit(program, wake=wake, min_gap=min_gap)
+    if max(asked) <= program.max_per_day:
+        return None
+    window = f"{wake[0]:%H:%M}-{wake[1]:%H:%M}"
+    return (
+        f"{program.source.name} asks for up to {max(asked)} messages a day in the default "
+        f"waking window {window}, but max_per_day is {program.max_per_day}; a typical day "
+        f"keeps {', '.join(kind.describe() for kind in kinds)}"
+    )
+
+
+def _week_fit(
+    program: Program, *, wake: tuple[dt.time, dt.time], min_gap: dt.timedelta
+) -> tuple[list[int], list[KindFit]]:
+    """Messages asked for on each day of a sample week, and each kind's count per day."""
+    rules = tuple(
+        ItemRule(
+            item_id=number,
+            kind=item.kind,
+            every_minutes=item.every_minutes,
+            at_times=item.at_times,
+            days=weekday_numbers(item.days),
+        )
+        for number, item in enumerate(program.items)
+    )
+    limited = PatientSchedule(
+        timezone="UTC",
+        wake_start=wake[0],
+        wake_end=wake[1],
+        items=rules,
+        max_per_day=program.max_per_day,
+        min_gap=min_gap,
+    )
+    unlimited = replace(limited, max_per_day=10_000)
+    asked_per_day: list[int] = []
+    asked: dict[str, list[int]] = defaultdict(list)
+    kept: dict[str, list[int]] = defaultdict(list)
+    for offset, weekday in enumerate(WEEKDAYS):
+        day = _SAMPLE_MONDAY + dt.timedelta(days=offset)
+        everything = day_occurrences(unlimited, day)
+        asked_per_day.append(len(group_close(everything, gap=min_gap)))
+        wanted = Counter(o.kind for o in everything)
+        found = Counter(o.kind for o in day_occurrences(limited, day))
+        for item in program.items:
+            if item.days is None or weekday in item.days:
+                asked[item.kind].append(wanted[item.kind])
+                kept[item.kind].append(found[item.kind])
+    kinds = [
+        KindFit(item.kind, tuple(asked[item.kind]), tuple(kept[item.kind]), item.days)
+        for item in program.items
+        if asked[item.kind]
+    ]
+    return asked_per_day, kinds

@@ -10,26 +10,39 @@ The rules are the product's contract (see PRODUCT.md, "Delivery rules"):
    occurrence (fold=0). Afterwards an item never fires twice at one instant.
 4. Nothing is ever due outside the waking window, or outside the local day it was computed
    for (a move may not spill into the next day).
-5. At most ``max_per_day`` a local day: the fixed ``at`` sessions (the exercises) are kept
-   first, then the ``every`` nudges in time order.
+5. At most ``max_per_day`` messages a local day, where occurrences less than ``min_gap``
+   after a message's first one travel in it (``group_close``) and count once. The fixed
+   ``at`` sessions (the exercises) are kept first; then the ``every`` nudges are chosen to
+   spread evenly over the whole waking window: each goes into the largest gap left between
+   the day's messages (window edges counted), as near its middle as the nudge's times allow,
+   never within ``min_gap`` of another message. Nudges that fall inside a kept message cost
+   nothing and are kept too.
 6. Nothing is due on a local day before ``not_before`` (the start date, or the end of a pause).
+
+``may_send_at`` is the one answer to "may a message go out now" (the waking window, in local
+wall time), and ``next_waking_minute`` says when one that may not will be allowed to.
 
 No database and no clock: callers pass instants in, and get aware UTC instants out.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
+import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import DAILY, rrule
 
 SEARCH_DAYS = 400  # how far next_occurrence looks: more than a year, so every DST day is seen
+# Occurrences less than this after a message's first one leave in that message (one SMS
+# naming each exercise). PTNUDGE_MIN_GAP_MINUTES overrides it; this is its default.
+DEFAULT_MIN_GAP = dt.timedelta(minutes=10)
+_INSTANT = dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,23 @@ class ItemRule:
 
 
 @dataclass(frozen=True)
+class WakingWindow:
+    """The local wall-clock hours in which a patient may get messages; ``end`` is inclusive
+    to the end of its minute."""
+
+    timezone: str  # IANA name, e.g. "America/New_York"
+    start: dt.time
+    end: dt.time
+
+    def __post_init__(self) -> None:
+        _zone(self.timezone)  # an unknown zone fails here, not at the first dispatch
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise ValueError("the waking window is local wall time, without tzinfo")
+        if not self.start < self.end:
+            raise ValueError("wake_start must be before wake_end")
+
+
+@dataclass(frozen=True)
 class PatientSchedule:
     """Everything the scheduler needs to know about one patient, and nothing else."""
 
@@ -68,19 +98,22 @@ class PatientSchedule:
     items: tuple[ItemRule, ...]
     max_per_day: int = 10
     not_before: dt.date | None = None  # local date: start date, or the day a pause ends
+    min_gap: dt.timedelta = DEFAULT_MIN_GAP  # closer occurrences leave as one message
 
     def __post_init__(self) -> None:
-        _zone(self.timezone)  # an unknown zone fails here, not at the first dispatch
-        if self.wake_start.tzinfo is not None or self.wake_end.tzinfo is not None:
-            raise ValueError("the waking window is local wall time, without tzinfo")
-        if not self.wake_start < self.wake_end:
-            raise ValueError("wake_start must be before wake_end")
+        WakingWindow(self.timezone, self.wake_start, self.wake_end)  # checks zone and window
+        if self.min_gap < dt.timedelta(0):
+            raise ValueError("min_gap must not be negative")
         if self.max_per_day < 1:
             raise ValueError("max_per_day must be at least 1")
         items = tuple(self.items)
         if len({item.item_id for item in items}) != len(items):
             raise ValueError("item ids must be unique within a schedule")
         object.__setattr__(self, "items", items)
+
+    @property
+    def window(self) -> WakingWindow:
+        return WakingWindow(self.timezone, self.wake_start, self.wake_end)
 
 
 @dataclass(frozen=True)
@@ -160,25 +193,52 @@ def next_due_by_item(
     return result
 
 
-class WakingWindow(Protocol):
-    """A zone and a local waking window: a ``PatientSchedule``, or the patient row itself."""
+def may_send_at(window: WakingWindow, moment: dt.datetime) -> bool:
+    """Whether a message that is not an immediate answer to the patient may go out at this
+    instant: inside the waking window, in the patient's local wall time.
 
-    @property
-    def timezone(self) -> str: ...
-    @property
-    def wake_start(self) -> dt.time: ...
-    @property
-    def wake_end(self) -> dt.time: ...
-
-
-def local_window_contains(window: WakingWindow, moment: dt.datetime) -> bool:
-    """Whether the instant falls inside the patient's waking window, in local wall time.
-
-    wake_end is inclusive to the end of its minute: a reminder due at 20:00 and sent a few
+    The end is inclusive to the end of its minute: a reminder due at 20:00 and sent a few
     seconds later is still inside a window that ends at 20:00.
     """
     _require_aware(moment=moment)
-    return _in_window(window, moment.astimezone(_zone(window.timezone)).time())
+    return _in_hours(window.start, window.end, moment.astimezone(_zone(window.timezone)).time())
+
+
+def next_waking_minute(window: WakingWindow, *, after: dt.datetime) -> dt.datetime:
+    """The first instant at or after ``after`` at which ``may_send_at`` is true (aware UTC).
+
+    The window's start is placed like a session (a start in a spring-forward gap opens at the
+    gap's end; a repeated start opens at its first occurrence).
+    """
+    if may_send_at(window, after):
+        return after.astimezone(dt.UTC)
+    zone = _zone(window.timezone)
+    today = after.astimezone(zone).date()
+    # Today's opening if it is still ahead, else tomorrow's; a day the zone skips has none.
+    for day in _calendar(today, today + dt.timedelta(days=3)):
+        opening = _place(zone, day, window.start)
+        if opening >= after and may_send_at(window, opening):
+            return opening.astimezone(dt.UTC)
+    raise ValueError(f"no waking minute within 3 days after {after.isoformat()}")
+
+
+def group_close(occurrences: Sequence[Occurrence], *, gap: dt.timedelta) -> list[list[Occurrence]]:
+    """Group occurrences into messages: each group starts with one occurrence and takes in
+    those due less than ``gap`` after it. A group leaves as one message at its first one's
+    time, so consecutive messages are never less than ``gap`` apart."""
+    groups: list[list[Occurrence]] = []
+    for occurrence in sorted(occurrences, key=_order):
+        if groups and travels_with(groups[-1][0].due_at, occurrence.due_at, gap=gap):
+            groups[-1].append(occurrence)
+        else:
+            groups.append([occurrence])
+    return groups
+
+
+def travels_with(first: dt.datetime, later: dt.datetime, *, gap: dt.timedelta) -> bool:
+    """Whether something due at ``later`` leaves in the message that goes at ``first``: the
+    one definition of "close together" for the scheduler, the dispatcher and the preview."""
+    return first <= later and later - first < gap
 
 
 # --- one day ---------------------------------------------------------------------------
@@ -194,25 +254,27 @@ def _day_occurrences(schedule: PatientSchedule, day: dt.date) -> tuple[Occurrenc
     nudges: list[Occurrence] = []
     for item in schedule.items:
         if item.days is None or day.weekday() in item.days:
-            found = _item_day(schedule, zone, item, day, cap=schedule.max_per_day)
+            found = _item_day(schedule, zone, item, day)
             (sessions if item.every_minutes is None else nudges).extend(found)
-    return _limit(sessions, nudges, schedule.max_per_day)
+    cap, gap = schedule.max_per_day, schedule.min_gap
+    # Sessions beyond the limit (only a tuned plan can ask for that) keep the earliest.
+    kept = [occurrence for group in group_close(sessions, gap=gap)[:cap] for occurrence in group]
+    if len(group_close(kept + nudges, gap=gap)) > cap:
+        edges = (_place(zone, day, schedule.wake_start), _place(zone, day, schedule.wake_end))
+        kept = _DayPlan(kept, cap=cap, gap=gap, edges=edges).with_nudges(nudges)
+    else:
+        kept += nudges
+    return tuple(sorted(kept, key=_order))
 
 
 def _item_day(
-    schedule: PatientSchedule, zone: ZoneInfo, item: ItemRule, day: dt.date, *, cap: int
+    schedule: PatientSchedule, zone: ZoneInfo, item: ItemRule, day: dt.date
 ) -> list[Occurrence]:
-    """The item's first ``cap`` occurrences that day, in time order.
-
-    Placing wall times never reorders them (a gap only moves a time later, onto the gap's
-    end), and the daily limit keeps at most ``cap`` of any item, so an every-5-minutes nudge
-    costs ``cap`` placements a day, not 288.
-    """
+    """The item's occurrences that day, in time order (placing wall times never reorders
+    them: a gap only moves a time later, onto the gap's end)."""
     seen: set[dt.datetime] = set()
     found: list[Occurrence] = []
     for wall in _wall_times(schedule, item):
-        if len(found) == cap:
-            break
         local = _place(zone, day, wall)
         due_at = local.astimezone(dt.UTC)
         # A time moved out of a gap may meet one already placed (every 60m: 02:00 -> 03:00),
@@ -224,12 +286,69 @@ def _item_day(
     return found
 
 
-def _limit(
-    sessions: list[Occurrence], nudges: list[Occurrence], cap: int
-) -> tuple[Occurrence, ...]:
-    """At most ``cap``: the fixed sessions first (they are the exercises), then the nudges."""
-    kept = (sorted(sessions, key=_order) + sorted(nudges, key=_order))[:cap]
-    return tuple(sorted(kept, key=_order))
+class _DayPlan:
+    """A day whose nudges do not all fit the daily limit beside its sessions (rule 5)."""
+
+    def __init__(
+        self,
+        sessions: list[Occurrence],
+        *,
+        cap: int,
+        gap: dt.timedelta,
+        edges: tuple[dt.datetime, dt.datetime],
+    ) -> None:
+        self.cap, self.gap, self.edges = cap, gap, edges
+        self.kept = list(sessions)
+        self.heads = [group[0].due_at for group in group_close(sessions, gap=gap)]
+
+    def with_nudges(self, nudges: list[Occurrence]) -> list[Occurrence]:
+        """1. One at a time, the nudge nearest the middle of the largest gap between messages
+           that can take one, until the limit is reached or no gap can.
+        2. Then every other nudge that travels in a kept message (it costs nothing)."""
+        pool = sorted(nudges, key=_order)
+        while len(self.heads) < self.cap and (index := self._best(pool)) is not None:
+            chosen = pool.pop(index)
+            self.kept.append(chosen)
+            bisect.insort(self.heads, chosen.due_at)
+        return self.kept + [nudge for nudge in pool if self._travels(nudge.due_at)]
+
+    def _best(self, pool: list[Occurrence]) -> int | None:
+        """The index in ``pool`` of the nudge for the largest gap between messages (window
+        edges counted) that has one at least ``gap`` from the messages at its ends; the
+        earlier gap, and the earlier nudge, on ties."""
+        times = [nudge.due_at for nudge in pool]
+        apart = max(self.gap, _INSTANT)  # a nudge never lands on a message's own instant
+        first, last = self.edges
+        # (gap start, gap end, room kept free at each end): none at the window's edges.
+        bounds = [
+            (first, dt.timedelta(0)),
+            *((h, apart) for h in self.heads),
+            (last, dt.timedelta(0)),
+        ]
+        gaps = sorted(itertools.pairwise(bounds), key=lambda g: (g[0][0] - g[1][0], g[0][0]))
+        for (start, after_start), (end, before_end) in gaps:
+            low = bisect.bisect_left(times, start + after_start)
+            high = bisect.bisect_right(times, end - before_end)
+            if low < high:
+                return _nearest(times, low, high, start + (end - start) / 2)
+        return None
+
+    def _travels(self, moment: dt.datetime) -> bool:
+        """Whether something due then leaves in a kept message without moving it."""
+        index = bisect.bisect_right(self.heads, moment) - 1
+        return index >= 0 and travels_with(self.heads[index], moment, gap=self.gap)
+
+
+def _nearest(times: list[dt.datetime], low: int, high: int, middle: dt.datetime) -> int:
+    """The index in sorted ``times[low:high]`` nearest ``middle``: the earlier on a tie, and
+    the first of equal times (the lowest item id)."""
+    after = bisect.bisect_left(times, middle, low, high)
+    if after == low:
+        return low
+    before = bisect.bisect_left(times, times[after - 1], low, high)
+    if after == high or middle - times[before] <= times[after] - middle:
+        return before
+    return after
 
 
 def _order(occurrence: Occurrence) -> tuple[dt.datetime, int]:
@@ -297,8 +416,12 @@ def _after_gap(zone: ZoneInfo, asked: dt.datetime) -> dt.datetime:
     return dt.datetime.fromtimestamp(after + (60 - seconds) % 60, zone)
 
 
-def _in_window(window: WakingWindow, wall: dt.time) -> bool:
-    return window.wake_start <= wall and _minute(wall) <= window.wake_end
+def _in_window(schedule: PatientSchedule, wall: dt.time) -> bool:
+    return _in_hours(schedule.wake_start, schedule.wake_end, wall)
+
+
+def _in_hours(start: dt.time, end: dt.time, wall: dt.time) -> bool:
+    return start <= wall and _minute(wall) <= end
 
 
 def _minute(wall: dt.time) -> dt.time:

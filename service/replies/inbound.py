@@ -41,8 +41,8 @@ from service.delivery.messages import patient_context
 from service.delivery.rendering import TemplateError, render_sms
 from service.enrollment import optouts
 from service.enrollment.patients import pause
-from service.enrollment.plans import refresh_next_due
-from service.enrollment.scheduling import local_window_contains
+from service.enrollment.plans import refresh_next_due, waking_window
+from service.enrollment.scheduling import may_send_at
 from service.masking import mask_phone
 from service.models import (
     Channel,
@@ -311,7 +311,7 @@ def _snooze(ctx: InboundContext) -> Command:
         return Command.SNOOZE
     _attach(ctx.inbound, reminder.patient, reminder)
     due_at = now + SNOOZE_DELAY
-    if not local_window_contains(reminder.patient, due_at) or _snooze_pending(
+    if not may_send_at(waking_window(reminder.patient), due_at) or _snooze_pending(
         session, reminder, due_at
     ):
         return Command.SNOOZE
@@ -503,8 +503,8 @@ def _answer_reminder(ctx: InboundContext) -> list[Answer]:
     command = Command(inbound.command)
     if command is Command.DONE:
         return [("done_ack", {"kind": reminder.kind})]
-    if command is Command.SNOOZE and local_window_contains(
-        reminder.patient, inbound.received_at + SNOOZE_DELAY
+    if command is Command.SNOOZE and may_send_at(
+        waking_window(reminder.patient), inbound.received_at + SNOOZE_DELAY
     ):
         return [("snooze_ack", {"n": int(SNOOZE_DELAY.total_seconds() // 60)})]
     if command is Command.SNOOZE:

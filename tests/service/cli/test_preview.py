@@ -180,3 +180,50 @@ def test_preview_of_a_patient_paused_by_a_warning_sign_says_so(
 
     assert result.exit_code == 0, result.output
     assert "nothing would go out: paused until the clinic resumes them" in result.stderr
+
+
+def enroll_core(database: Database) -> str:
+    """A Chicago patient on stenosis-core as written, awake 08:00-20:00."""
+    with database.sessions() as session, session.begin():
+        clinic = add_clinic(
+            session=session,
+            slug="core-clinic",
+            name="Lakeside Back Clinic",
+            phone="+13125550199",
+            timezone="America/Chicago",
+            actor="test",
+        )
+        request = EnrollmentRequest(
+            first_name="Ana",
+            phone="(312) 555-0110",
+            program="stenosis-core",
+            wake="08:00-20:00",
+            start="2026-12-01",
+        )
+        now = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
+        return str(enroll(session=session, clinic=clinic, request=request, actor="t", now=now).id)
+
+
+def test_core_program_keeps_position_changes_after_four_within_ten_messages_a_day(
+    committed_db: Database,
+) -> None:
+    patient = enroll_core(committed_db)
+
+    result = run(committed_db, patient, "--from", "2026-12-02", "--days", "2", "--json")
+
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    by_day: dict[str, list[dict[str, object]]] = {}
+    for entry in entries:
+        by_day.setdefault(entry["local_time"][:10], []).append(entry)
+    assert set(by_day) == {"2026-12-02", "2026-12-03"}
+    for day, messages in by_day.items():
+        assert len(messages) <= 10, day
+        late = [
+            m
+            for m in messages
+            if "position_change" in m["kinds"] and str(m["local_time"])[11:16] > "16:00"
+        ]
+        assert late, f"no position change after 16:00 on {day}"
+        # Fixed sessions are all there: three stretches a day.
+        assert sum("stretch" in m["kinds"] for m in messages) == 3

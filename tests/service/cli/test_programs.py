@@ -66,7 +66,7 @@ def test_validate_names_the_file_the_item_and_the_reason(tmp_path: Path) -> None
 
     assert result.exit_code == 1
     assert "ok  stenosis-core.yaml (5 items)" in result.stdout
-    assert result.stderr.strip() == (
+    assert result.stderr.splitlines()[-1] == (
         "error: too-much.yaml, item 2 (heat): time '25:00' is not a valid HH:MM time"
     )
 
@@ -90,3 +90,39 @@ def test_validate_a_missing_file() -> None:
 
     assert result.exit_code == 1
     assert "nowhere.yaml: no such file" in result.stderr
+
+
+FITS = """\
+name: Fits
+items:
+  - kind: position_change
+    every: 3h
+  - kind: stretch
+    at: ["09:00"]
+limits:
+  max_per_day: 10
+"""
+
+
+def test_validate_warns_when_a_program_cannot_fit_its_cap_and_says_what_a_day_keeps() -> None:
+    result = run("validate", "config/programs/stenosis-core.yaml")
+
+    assert result.exit_code == 0, result.output
+    assert "ok  stenosis-core.yaml (5 items)" in result.stdout
+    assert result.stderr.strip() == (
+        "warning: stenosis-core.yaml asks for up to 15 messages a day in the default waking "
+        "window 08:00-20:00, but max_per_day is 10; a typical day keeps position_change 8 of "
+        "13, stretch 3 of 3, pelvic_tilt 1 of 1, leg_strength 1 of 1 (mon, wed, fri), "
+        "walk_or_cycle 1 of 1 (tue, thu, sat)"
+    )
+
+
+def test_validate_says_nothing_more_for_a_program_that_fits(tmp_path: Path) -> None:
+    fits = tmp_path / "fits.yaml"
+    fits.write_text(FITS, encoding="utf-8")
+
+    result = run("validate", str(fits))
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "ok  fits.yaml (2 items)"
+    assert result.stderr == ""

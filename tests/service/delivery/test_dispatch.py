@@ -7,9 +7,12 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config.settings import Settings
 from service.delivery.dispatch import DispatchRules, dispatch_due
 from service.delivery.messages import merged_kinds
+from service.delivery.preview import preview
 from service.enrollment import optouts
+from service.enrollment.plans import refresh_next_due
 from service.models import (
     Channel,
     ChannelChoice,
@@ -18,6 +21,7 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
+from service.web.urls import PublicUrls
 from tests.factories import make_clinic, make_patient
 
 NOW = dt.datetime(2026, 12, 2, 15, 0, 30, tzinfo=dt.UTC)  # 09:00:30 in Chicago
@@ -193,6 +197,21 @@ def test_a_snooze_for_later_is_queued_when_due_and_not_before(session: Session) 
     assert snooze.id in result.to_send
 
 
+def went_out(session: Session, patient: Patient, moment: dt.datetime) -> None:
+    """A stretch reminder delivered at ``moment``."""
+    session.add(
+        Reminder(
+            patient_id=patient.id,
+            kind="stretch",
+            channel=Channel.SMS,
+            due_at=moment,
+            status=ReminderStatus.DELIVERED,
+            sent_at=moment,
+        )
+    )
+    session.flush()
+
+
 def test_a_patient_silent_for_three_days_gets_one_reengagement_then_one_a_day(
     session: Session,
 ) -> None:
@@ -206,10 +225,11 @@ def test_a_patient_silent_for_three_days_gets_one_reengagement_then_one_a_day(
     )
     patient.created_at = NOW - dt.timedelta(days=10)
     patient.last_reply_at = NOW - dt.timedelta(days=4)
+    went_out(session, patient, NOW - dt.timedelta(days=9))
     session.flush()
     for hours in (0, 2, 4):
         dispatch_due(session=session, rules=RULES, now=NOW + dt.timedelta(hours=hours))
-    found = {r.kind: r for r in rows(session, patient)}
+    found = {r.kind: r for r in rows(session, patient) if r.due_at > NOW - dt.timedelta(hours=1)}
     assert found["reengage"].status is ReminderStatus.QUEUED
     assert found["reengage"].actionable is False
     assert found["stretch"].status is ReminderStatus.CANCELED  # replaced by the re-engagement
@@ -225,3 +245,211 @@ def test_any_reply_restores_the_full_program(session: Session) -> None:
     dispatch_due(session=session, rules=RULES, now=NOW)
     [reminder] = rows(session, patient)
     assert reminder.status is ReminderStatus.QUEUED
+
+
+def test_reminders_exactly_the_minimum_gap_apart_leave_as_two_messages_each_on_time(
+    session: Session,
+) -> None:
+    patient = patient_due(
+        session,
+        items=[
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "heat", "at_times": ["09:10"]},
+        ],
+    )
+
+    first = dispatch_due(session=session, rules=RULES, now=NOW)
+
+    [stretch] = rows(session, patient)
+    assert first.to_send == [stretch.id]
+    assert stretch.kind == "stretch"
+    assert stretch.status is ReminderStatus.QUEUED
+    ten_past = NOW + dt.timedelta(minutes=10)  # 09:10:30 in Chicago
+    second = dispatch_due(session=session, rules=RULES, now=ten_past)
+    heat = rows(session, patient)[-1]
+    assert heat.kind == "heat"
+    assert second.to_send == [heat.id]
+    assert heat.due_at == dt.datetime(2026, 12, 2, 15, 10, tzinfo=dt.UTC)
+
+
+def test_reminders_less_than_the_minimum_gap_apart_leave_as_one_message(
+    session: Session,
+) -> None:
+    patient = patient_due(
+        session,
+        items=[
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "heat", "at_times": ["09:09"]},
+        ],
+    )
+
+    result = dispatch_due(session=session, rules=RULES, now=NOW)
+
+    stretch, heat = rows(session, patient)
+    assert result.to_send == [stretch.id]
+    assert heat.status is ReminderStatus.MERGED
+    assert heat.merged_into_id == stretch.id
+
+
+def welcome_due(session: Session, patient: Patient, due_at: dt.datetime) -> Reminder:
+    welcome = Reminder(
+        patient_id=patient.id,
+        kind="welcome",
+        channel=Channel.SMS,
+        actionable=False,
+        due_at=due_at,
+        status=ReminderStatus.SCHEDULED,
+    )
+    session.add(welcome)
+    session.flush()
+    return welcome
+
+
+def test_a_welcome_due_at_night_waits_for_the_start_of_the_waking_window(
+    session: Session,
+) -> None:
+    clinic = make_clinic(session)
+    patient = make_patient(session, clinic, timezone="Asia/Tokyo", wake=DAY)
+    enrolled = dt.datetime(2026, 12, 2, 18, 51, tzinfo=dt.UTC)  # 03:51 in Tokyo
+    welcome = welcome_due(session, patient, enrolled)
+
+    at_night = dispatch_due(session=session, rules=RULES, now=enrolled + dt.timedelta(seconds=15))
+
+    assert welcome.id not in at_night.to_send
+    session.refresh(welcome)
+    assert welcome.status is ReminderStatus.SCHEDULED
+    opening = dt.datetime(2026, 12, 2, 23, 0, tzinfo=dt.UTC)  # 08:00 in Tokyo
+    assert welcome.due_at == opening
+    before = dispatch_due(session=session, rules=RULES, now=opening - dt.timedelta(seconds=1))
+    assert welcome.id not in before.to_send
+    at_eight = dispatch_due(session=session, rules=RULES, now=opening + dt.timedelta(seconds=10))
+    assert at_eight.to_send == [welcome.id]
+    session.refresh(welcome)
+    assert welcome.status is ReminderStatus.QUEUED
+
+
+CORE_ITEMS = [
+    {"kind": "position_change", "every_minutes": 60},
+    {"kind": "stretch", "at_times": ["09:00", "13:00", "18:30"]},
+    {"kind": "pelvic_tilt", "at_times": ["10:30"]},
+    {"kind": "leg_strength", "at_times": ["11:00"], "days": ["mon", "wed", "fri"]},
+    {"kind": "walk_or_cycle", "at_times": ["16:00"], "days": ["tue", "thu", "sat"]},
+]
+
+
+def test_the_dispatcher_sends_the_day_the_preview_shows(
+    session: Session, settings: Settings
+) -> None:
+    # stenosis-core in Chicago on Wednesday 2026-12-02; ticks every five minutes all day.
+    morning = dt.datetime(2026, 12, 2, 14, 0, tzinfo=dt.UTC)  # 08:00 CST
+    patient = patient_due(session, items=CORE_ITEMS)
+    patient.last_reply_at = morning  # answering: no back-off
+    refresh_next_due(patient=patient, after=morning - dt.timedelta(minutes=1))
+    session.flush()
+    shown = preview(
+        session=session,
+        settings=settings,
+        patient=patient,
+        start=morning,
+        days=1,
+        urls=PublicUrls(settings.public_url),
+    )
+
+    for step in range(12 * 12 + 1):
+        dispatch_due(session=session, rules=RULES, now=morning + dt.timedelta(minutes=5 * step))
+
+    sent = [r for r in rows(session, patient) if r.status is ReminderStatus.QUEUED]
+    merged = [r for r in rows(session, patient) if r.status is ReminderStatus.MERGED]
+    carried = {
+        r.id: sorted([r.kind, *(m.kind for m in merged if m.merged_into_id == r.id)]) for r in sent
+    }
+    assert [(r.due_at, carried[r.id]) for r in sent] == [
+        (entry.due_at, sorted(entry.kinds)) for entry in shown
+    ]
+    assert len(sent) == 10
+
+
+def test_silence_counts_from_the_first_reminder_that_went_out_not_from_enrollment(
+    session: Session,
+) -> None:
+    # Enrolled ten days ago to start today: nothing has gone out yet, so nobody is silent.
+    patient = patient_due(session)
+    patient.created_at = NOW - dt.timedelta(days=10)
+    session.flush()
+
+    result = dispatch_due(session=session, rules=RULES, now=NOW)
+
+    [reminder] = rows(session, patient)
+    assert reminder.kind == "stretch"
+    assert reminder.status is ReminderStatus.QUEUED
+    assert result.to_send == [reminder.id]
+
+
+def test_a_patient_silent_since_their_first_reminder_went_out_is_backed_off(
+    session: Session,
+) -> None:
+    patient = patient_due(session)
+    patient.created_at = NOW - dt.timedelta(days=10)
+    first_sent = NOW - dt.timedelta(days=4)
+    went_out(session, patient, first_sent)
+
+    dispatch_due(session=session, rules=RULES, now=NOW)
+
+    kinds = {r.kind: r.status for r in rows(session, patient) if r.due_at > first_sent}
+    assert kinds == {"reengage": ReminderStatus.QUEUED, "stretch": ReminderStatus.CANCELED}
+
+
+def test_in_back_off_the_one_daily_reminder_rotates_through_the_kinds_exercises_first(
+    session: Session,
+) -> None:
+    clinic = make_clinic(session)
+    first_day = dt.datetime(2026, 12, 2, 14, 0, tzinfo=dt.UTC)  # 08:00 CST
+    patient = make_patient(
+        session,
+        clinic,
+        wake=DAY,
+        items=[
+            {"kind": "position_change", "every_minutes": 60},
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "pelvic_tilt", "at_times": ["11:00"]},
+        ],
+        max_per_day=20,  # every hourly nudge is in the plan: the back-off alone thins it
+        schedule_after=first_day - dt.timedelta(minutes=1),
+    )
+    # Silent since the morning of the first day (no reply to the first reminder, three days
+    # before), and already asked to come back.
+    patient.created_at = first_day - dt.timedelta(days=5)
+    went_out(session, patient, first_day - dt.timedelta(days=3, minutes=30))
+    session.add(
+        Reminder(
+            patient_id=patient.id,
+            kind="reengage",
+            channel=Channel.SMS,
+            actionable=False,
+            due_at=first_day - dt.timedelta(minutes=10),
+            status=ReminderStatus.SENT,
+            sent_at=first_day - dt.timedelta(minutes=10),
+        )
+    )
+    session.flush()
+
+    for day in range(4):
+        for hour in range(13):
+            moment = first_day + dt.timedelta(days=day, hours=hour, seconds=30)
+            dispatch_due(session=session, rules=RULES, now=moment)
+
+    found = rows(session, patient)
+    sent = [r for r in found if r.actionable and r.status is ReminderStatus.QUEUED]
+    carried = [
+        (r.due_at.day, sorted([r.kind, *(m.kind for m in found if m.merged_into_id == r.id)]))
+        for r in sent
+    ]
+    # One message a day: the stretch (with the 09:00 position change it travels with), then
+    # the pelvic tilts, then a position change on its own, then the stretch again.
+    assert carried == [
+        (2, ["position_change", "stretch"]),
+        (3, ["pelvic_tilt", "position_change"]),
+        (4, ["position_change"]),
+        (5, ["position_change", "stretch"]),
+    ]
+    assert [r.due_at.hour for r in sent] == [15, 17, 14, 15]  # 09:00, 11:00, 08:00, 09:00

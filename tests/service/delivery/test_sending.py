@@ -357,6 +357,48 @@ def test_a_reminder_sent_after_the_waking_window_closed_is_expired(
     assert twilio.messages == []
 
 
+def test_a_welcome_claimed_at_night_waits_for_the_next_waking_minute(
+    committed_db: Database,
+    settings: Settings,
+    transports: Transports,
+    twilio: FakeTwilioServer,
+    now: dt.datetime,
+) -> None:
+    # A welcome queued just before the window closed and picked up after it: not dropped,
+    # not sent into the night, but scheduled again for 08:00 the next morning.
+    evening = dt.datetime.combine(now.date(), dt.time(19, 59), dt.UTC)
+    patient = enroll_due(committed_db, now=evening, wake=(dt.time(8, 0), dt.time(20, 0)))
+    with transaction(committed_db.sessions) as session:
+        welcome = Reminder(
+            patient_id=patient.id,
+            kind="welcome",
+            channel=Channel.SMS,
+            actionable=False,
+            due_at=evening,
+            status=ReminderStatus.QUEUED,
+            queued_at=evening,
+        )
+        session.add(welcome)
+        session.flush()
+        welcome_id = welcome.id
+    night = evening + dt.timedelta(minutes=31)
+
+    outcome = send(committed_db, settings, transports, welcome_id, now=night)
+
+    assert outcome is SendOutcome.RESCHEDULED
+    waiting = load_reminder(committed_db, welcome_id)
+    assert waiting.status is ReminderStatus.SCHEDULED
+    morning = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(8, 0), dt.UTC)
+    assert waiting.due_at == morning
+    assert twilio.messages == []
+    assert dispatch(committed_db, settings, now=morning - dt.timedelta(seconds=1)) == []
+    assert welcome_id in dispatch(committed_db, settings, now=morning + dt.timedelta(seconds=5))
+    later = morning + dt.timedelta(seconds=6)
+    assert send(committed_db, settings, transports, welcome_id, now=later) is SendOutcome.SENT
+    [message] = twilio.messages
+    assert "Rosalind" in message["body"]
+
+
 def test_a_rate_limited_send_goes_back_to_the_queue_until_its_retry_is_due(
     committed_db: Database,
     settings: Settings,

@@ -161,7 +161,9 @@ def test_all_the_enrollment_fields_are_used(session: Session, clinic: Clinic) ->
     assert (patient.locale, patient.start_date) == ("es", dt.date(2026, 12, 1))
     assert patient.consent_method == "verbal, by phone"
     first_due = min(item.next_due_at for item in patient.plan_items if item.next_due_at)
-    assert first_due == dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)  # 07:30 EST, day one
+    # 08:30 EST on day one: the heat session; the daily limit spreads the position changes
+    # over the day, so none is kept at 07:30, an hour before it.
+    assert first_due == dt.datetime(2026, 12, 1, 13, 30, tzinfo=dt.UTC)
 
 
 def test_tuning_changes_the_plan_for_this_patient_only(session: Session, clinic: Clinic) -> None:
@@ -317,7 +319,8 @@ def test_pausing_until_a_date_cancels_waiting_messages_and_restarts_that_day(
 
     assert (patient.status, patient.paused_until) == (PatientStatus.PAUSED, dt.date(2026, 12, 1))
     first_due = min(item.next_due_at for item in patient.plan_items if item.next_due_at)
-    assert first_due == dt.datetime(2026, 12, 1, 14, 0, tzinfo=dt.UTC)  # 08:00 CST that day
+    # 09:00 CST that day: the first stretch, which the 09:00 position change travels with.
+    assert first_due == dt.datetime(2026, 12, 1, 15, 0, tzinfo=dt.UTC)
     welcome = session.scalars(select(Reminder).where(Reminder.patient_id == patient.id)).one()
     assert welcome.status is ReminderStatus.CANCELED
     assert session.scalar(select(AuditEvent.detail).where(AuditEvent.action == "pause")) == {

@@ -12,6 +12,7 @@ import bisect
 import dataclasses
 import datetime as dt
 import functools
+import itertools
 import zoneinfo
 from collections.abc import Callable
 
@@ -20,14 +21,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.enrollment.scheduling import (
+    DEFAULT_MIN_GAP,
     SEARCH_DAYS,
     ItemRule,
     Occurrence,
     PatientSchedule,
+    WakingWindow,
     day_occurrences,
-    local_window_contains,
+    group_close,
+    may_send_at,
     next_due_by_item,
     next_occurrence,
+    next_waking_minute,
     occurrences,
 )
 
@@ -62,6 +67,7 @@ def plan(
     wake: tuple[dt.time, dt.time] = ALL_DAY,
     max_per_day: int = 100,
     not_before: dt.date | None = None,
+    min_gap: dt.timedelta = DEFAULT_MIN_GAP,
 ) -> PatientSchedule:
     return PatientSchedule(
         timezone=zone,
@@ -70,6 +76,7 @@ def plan(
         items=items,
         max_per_day=max_per_day,
         not_before=not_before,
+        min_gap=min_gap,
     )
 
 
@@ -289,34 +296,113 @@ def test_time_moved_out_of_a_gap_past_wake_end_is_dropped() -> None:
     assert len(day_occurrences(schedule, D(2027, 3, 15))) == 1
 
 
-def test_daily_limit_keeps_sessions_then_earliest_nudges() -> None:
-    # The product's example program: hourly nudges, three stretches, leg work on Mon/Wed/Fri.
+def core_program(**changes: object) -> PatientSchedule:
+    """stenosis-core as written: hourly position changes, three stretches, pelvic tilts,
+    leg work on Mon/Wed/Fri and a walk on Tue/Thu/Sat, at most 10 messages a day."""
     schedule = plan(
         "America/Chicago",
         every(1, 60),
         at(2, "09:00", "13:00", "18:30"),
-        at(3, "11:00", days={0, 2, 4}),
+        at(3, "10:30"),
+        at(4, "11:00", days={0, 2, 4}),
+        at(5, "16:00", days={1, 3, 5}),
         wake=(T(8), T(20)),
         max_per_day=10,
     )
+    return dataclasses.replace(schedule, **changes)
 
-    monday = day_occurrences(schedule, D(2026, 6, 1))
-    tuesday = day_occurrences(schedule, D(2026, 6, 2))
 
-    assert [(o.item_id, o.local.strftime("%H:%M")) for o in monday] == [
-        (1, "08:00"),
-        (1, "09:00"),
-        (2, "09:00"),
-        (1, "10:00"),
-        (1, "11:00"),
-        (3, "11:00"),
-        (1, "12:00"),
-        (1, "13:00"),
-        (2, "13:00"),
-        (2, "18:30"),
+def messages(found: list[Occurrence], gap: dt.timedelta = DEFAULT_MIN_GAP) -> list[str]:
+    """Each message as its local time and the item ids it carries."""
+    return [
+        group[0].local.strftime("%H:%M ") + "+".join(str(o.item_id) for o in group)
+        for group in group_close(found, gap=gap)
     ]
-    assert len(tuesday) == 10
-    assert [o.local.hour for o in tuesday if o.item_id == 1] == [8, 9, 10, 11, 12, 13, 14]
+
+
+def test_daily_limit_keeps_sessions_and_spreads_nudges_over_the_whole_day() -> None:
+    monday = day_occurrences(core_program(), D(2026, 6, 1))
+    tuesday = day_occurrences(core_program(), D(2026, 6, 2))
+
+    # Largest gaps first: 13:00-18:30 takes 16:00, then 14:00, 17:00, 12:00 and 15:00; the
+    # position changes at 09:00, 11:00 and 13:00 travel in the sessions' messages for free.
+    assert messages(monday) == [
+        "09:00 1+2",
+        "10:30 3",
+        "11:00 1+4",
+        "12:00 1",
+        "13:00 1+2",
+        "14:00 1",
+        "15:00 1",
+        "16:00 1",
+        "17:00 1",
+        "18:30 2",
+    ]
+    assert len(messages(tuesday)) == 10
+    assert [o.local.hour for o in tuesday if o.item_id == 1] == [9, 10, 12, 13, 14, 15, 16, 17]
+
+
+def test_position_changes_go_on_after_four_every_day_of_the_week() -> None:
+    for offset in range(7):
+        found = day_occurrences(core_program(), D(2026, 6, 1) + dt.timedelta(days=offset))
+
+        assert len(messages(found)) <= 10
+        assert any(o.item_id == 1 and o.local.time() > T(16) for o in found)
+
+
+def test_a_day_that_fits_the_limit_keeps_every_nudge() -> None:
+    found = day_occurrences(core_program(max_per_day=20), D(2026, 6, 1))
+
+    assert [o.local.hour for o in found if o.item_id == 1] == list(range(8, 21))
+
+
+def test_merged_messages_count_once_against_the_limit() -> None:
+    # Two nudges at the same hours and a stretch at 09:00: thirteen occurrences, nine messages.
+    schedule = plan(
+        "Europe/Berlin",
+        every(1, 60),
+        dataclasses.replace(every(2, 60), kind="posture"),
+        at(3, "09:00"),
+        wake=(T(8), T(16)),
+        max_per_day=9,
+    )
+
+    found = day_occurrences(schedule, D(2026, 6, 2))
+
+    assert len(found) == 19
+    assert len(messages(found)) == 9
+
+
+def test_a_kept_nudge_is_never_within_the_minimum_gap_of_another_message() -> None:
+    schedule = plan(
+        "Europe/Berlin",
+        every(1, 5),
+        at(2, "09:00", "09:25", "12:00"),
+        wake=(T(9), T(12)),
+        max_per_day=5,
+    )
+
+    found = day_occurrences(schedule, D(2026, 6, 2))
+
+    assert messages(found) == ["09:00 1+2+1", "09:25 1+2+1", "10:40 1+1", "11:20 1+1", "12:00 1+2"]
+    starts = [group[0].due_at for group in group_close(found, gap=DEFAULT_MIN_GAP)]
+    assert all(later - first >= DEFAULT_MIN_GAP for first, later in itertools.pairwise(starts))
+    # A nudge chosen for a gap stands at least the minimum gap from both of its neighbours.
+    chosen = [o for o in found if o.item_id == 1 and o.due_at in starts]
+    assert chosen
+    for nudge in chosen:
+        others = [start for start in starts if start != nudge.due_at]
+        assert min(abs(nudge.due_at - start) for start in others) >= DEFAULT_MIN_GAP
+
+
+def test_exactly_the_minimum_gap_apart_leave_as_two_messages() -> None:
+    first = Occurrence(1, "stretch", utc("2026-06-02T14:00"), utc("2026-06-02T14:00"))
+    just_inside = Occurrence(2, "posture", utc("2026-06-02T14:09:59"), utc("2026-06-02T14:09:59"))
+    exactly = Occurrence(3, "heat", utc("2026-06-02T14:10"), utc("2026-06-02T14:10"))
+
+    groups = group_close([exactly, just_inside, first], gap=dt.timedelta(minutes=10))
+
+    assert [[o.item_id for o in group] for group in groups] == [[1, 2], [3]]
 
 
 def test_sessions_alone_over_the_limit_keep_the_earliest() -> None:
@@ -345,7 +431,7 @@ def test_occurrences_are_half_open_and_sorted_by_time_then_item() -> None:
     assert [(o.item_id, o.local.hour) for o in found] == [(1, 9), (2, 9), (2, 10)]
 
 
-def test_next_occurrence_skips_a_nudge_crowded_out_by_sessions() -> None:
+def test_next_occurrence_skips_nudges_the_daily_limit_thins_out() -> None:
     schedule = plan(
         "America/Chicago",
         every(1, 60),
@@ -353,16 +439,22 @@ def test_next_occurrence_skips_a_nudge_crowded_out_by_sessions() -> None:
         wake=(T(8), T(20)),
         max_per_day=3,
     )
-    after = utc("2026-06-02T13:30")  # 08:30 CDT: the 08:00 nudge was the day's only one
+    after = utc("2026-06-02T18:30")  # 13:30 CDT: the day's one free message goes at 16:00
 
     found = next_occurrence(schedule, item_id=1, after=after)
 
     assert found is not None
-    assert found.local.isoformat() == "2026-06-03T08:00:00-05:00"
+    assert found.local.isoformat() == "2026-06-02T16:00:00-05:00"
 
 
 def test_next_occurrence_is_none_for_a_nudge_the_sessions_always_crowd_out() -> None:
-    schedule = plan("America/Chicago", every(1, 60), at(2, "09:00", "13:00"), max_per_day=2)
+    schedule = plan(
+        "America/Chicago",
+        every(1, 60),
+        at(2, "09:00", "13:00"),
+        max_per_day=2,
+        min_gap=dt.timedelta(0),  # nothing travels together, so nothing rides for free
+    )
     after = utc("2026-06-02T00:00")
 
     assert next_occurrence(schedule, item_id=1, after=after) is None
@@ -396,14 +488,45 @@ def test_next_due_by_item_gives_every_item_its_next_time() -> None:
     }
 
 
-def test_local_window_contains_includes_the_whole_last_minute() -> None:
-    schedule = plan("America/New_York", every(1, 60), wake=(T(8), T(20)))
+def test_may_send_at_includes_the_whole_last_minute() -> None:
+    window = WakingWindow("America/New_York", T(8), T(20))
 
-    assert local_window_contains(schedule, utc("2026-06-02T12:00"))  # 08:00 EDT
-    assert not local_window_contains(schedule, utc("2026-06-02T11:59:59"))
-    assert local_window_contains(schedule, utc("2026-06-03T00:00:59"))  # 20:00:59 EDT
-    assert not local_window_contains(schedule, utc("2026-06-03T00:01"))
-    assert local_window_contains(schedule, utc("2026-12-02T13:00"))  # 08:00 EST
+    assert may_send_at(window, utc("2026-06-02T12:00"))  # 08:00 EDT
+    assert not may_send_at(window, utc("2026-06-02T11:59:59"))
+    assert may_send_at(window, utc("2026-06-03T00:00:59"))  # 20:00:59 EDT
+    assert not may_send_at(window, utc("2026-06-03T00:01"))
+    assert may_send_at(window, utc("2026-12-02T13:00"))  # 08:00 EST
+
+
+@pytest.mark.parametrize(
+    ("zone", "after", "expected"),
+    [
+        # 03:00 in Tokyo: the window opens at 08:00 the same morning.
+        ("Asia/Tokyo", "2026-06-01T18:00", "2026-06-01T23:00"),
+        # 23:30 in Chicago: tomorrow at 08:00.
+        ("America/Chicago", "2026-06-02T04:30", "2026-06-02T13:00"),
+        # Inside the window: at once.
+        ("America/Chicago", "2026-06-02T15:17:30", "2026-06-02T15:17:30"),
+        # Just after the last minute: the next morning.
+        ("America/Chicago", "2026-06-03T01:01", "2026-06-03T13:00"),
+    ],
+)
+def test_next_waking_minute_is_now_or_the_next_window_opening(
+    zone: str, after: str, expected: str
+) -> None:
+    window = WakingWindow(zone, T(8), T(20))
+
+    assert next_waking_minute(window, after=utc(after)) == utc(expected)
+
+
+def test_next_waking_minute_opens_after_a_spring_forward_gap() -> None:
+    window = WakingWindow("America/New_York", T(2, 30), T(20))
+
+    found = next_waking_minute(window, after=utc("2027-03-14T05:00"))  # 00:00 EST
+
+    assert found.astimezone(zoneinfo.ZoneInfo("America/New_York")).isoformat() == (
+        "2027-03-14T03:00:00-04:00"
+    )
 
 
 def test_naive_datetimes_are_refused() -> None:
@@ -420,7 +543,7 @@ def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         next_due_by_item(schedule, after=naive)
     with pytest.raises(ValueError, match="timezone-aware"):
-        local_window_contains(schedule, naive)
+        may_send_at(schedule.window, naive)
 
 
 @pytest.mark.parametrize(
@@ -650,7 +773,7 @@ def test_day_occurrences_obey_the_rules_in_any_zone(case: tuple[PatientSchedule,
 
     if schedule.not_before is not None and day < schedule.not_before:
         assert found == []
-    assert len(found) <= schedule.max_per_day
+    assert len(group_close(found, gap=schedule.min_gap)) <= schedule.max_per_day
     assert found == sorted(found, key=lambda o: (o.due_at, o.item_id))
     assert len({(o.item_id, o.due_at) for o in found}) == len(found)
     for occurrence in found:
@@ -661,7 +784,7 @@ def test_day_occurrences_obey_the_rules_in_any_zone(case: tuple[PatientSchedule,
         assert occurrence.local.astimezone(UTC) == occurrence.due_at
         assert occurrence.local.date() == day
         assert schedule.wake_start <= occurrence.local.time() <= schedule.wake_end
-        assert local_window_contains(schedule, occurrence.due_at)
+        assert may_send_at(schedule.window, occurrence.due_at)
 
 
 @PROPERTY
@@ -701,23 +824,88 @@ def test_clock_change_days_never_fire_an_item_twice_at_one_instant(
     assert {(o.item_id, o.due_at) for o in found} == expected_unlimited(schedule, day)
 
 
+def runs_on(item: ItemRule, day: dt.date) -> bool:
+    return item.days is None or day.weekday() in item.days
+
+
+def window_span(schedule: PatientSchedule, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The first and last whole minutes of the day inside the waking window, read off the
+    clock minute by minute."""
+    instants, _ = clock_reading(schedule.timezone, day)
+    tz = zoneinfo.ZoneInfo(schedule.timezone)
+    inside = [m for m in instants if in_window(schedule, m.astimezone(tz).time())]
+    return inside[0], inside[-1]
+
+
+def clock_shift(zone: str, day: dt.date) -> dt.timedelta:
+    """How far the zone's clock moves that day (a repeated hour leaves an hour without
+    nudges in real time)."""
+    tz = zoneinfo.ZoneInfo(zone)
+    offsets = [
+        dt.datetime.combine(day + dt.timedelta(days=n), T(0), tzinfo=tz).utcoffset() for n in (0, 1)
+    ]
+    assert offsets[0] is not None
+    assert offsets[1] is not None
+    return abs(offsets[1] - offsets[0])
+
+
+gaps = st.sampled_from([0, 1, 5, 10, 15, 30]).map(lambda m: dt.timedelta(minutes=m))
+
+
 @PROPERTY
-@given(schedules_and_day())
-def test_daily_limit_keeps_sessions_first_then_nudges_in_time_order(
-    case: tuple[PatientSchedule, dt.date],
+@given(schedules_and_day(), gaps)
+def test_daily_limit_keeps_the_sessions_and_never_more_messages_than_the_cap(
+    case: tuple[PatientSchedule, dt.date], gap: dt.timedelta
 ) -> None:
     schedule, day = case
-    schedule = dataclasses.replace(schedule, not_before=None)
+    schedule = dataclasses.replace(schedule, not_before=None, min_gap=gap)
     everything = day_occurrences(unlimited(schedule), day)
     session_ids = {item.item_id for item in schedule.items if item.every_minutes is None}
     sessions = [o for o in everything if o.item_id in session_ids]
-    nudges = [o for o in everything if o.item_id not in session_ids]
 
     found = day_occurrences(schedule, day)
 
     cap = schedule.max_per_day
-    expected = (sessions + nudges)[:cap]
-    assert found == sorted(expected, key=lambda o: (o.due_at, o.item_id))
+    assert len(group_close(found, gap=gap)) <= cap
+    assert set(found) <= set(everything)
+    if len(group_close(sessions, gap=gap)) <= cap:
+        assert set(sessions) <= set(found)
+    if len(group_close(everything, gap=gap)) <= cap:
+        assert found == everything
+
+
+@PROPERTY
+@given(schedules_and_day(), gaps)
+def test_daily_limit_spreads_the_kept_messages_over_the_whole_window(
+    case: tuple[PatientSchedule, dt.date], gap: dt.timedelta
+) -> None:
+    """The largest gap between consecutive messages, window edges counted, is at most about
+    twice the even spacing the limit leaves for nudges: W / (cap - session messages + 1) for
+    a window of W. "About": plus one step of the most frequent nudge (a nudge can only go
+    where its times fall), plus the hour a repeated fall-back hour leaves without nudges; and
+    a gap too short to hold a nudge with the minimum gap at both ends is never split."""
+    schedule, day = case
+    schedule = dataclasses.replace(schedule, not_before=None, min_gap=gap)
+    steps = [
+        dt.timedelta(minutes=item.every_minutes)
+        for item in schedule.items
+        if item.every_minutes is not None and runs_on(item, day)
+    ]
+    session_ids = {item.item_id for item in schedule.items if item.every_minutes is None}
+    sessions = [o for o in day_occurrences(unlimited(schedule), day) if o.item_id in session_ids]
+    budget = schedule.max_per_day - len(group_close(sessions, gap=gap))
+
+    found = day_occurrences(schedule, day)
+
+    if not steps or budget < 0 or not found:
+        return  # nothing to spread, or sessions alone fill the day
+    first, last = window_span(schedule, day)
+    starts = [group[0].due_at for group in group_close(found, gap=gap)]
+    points = [first, *starts, last]
+    largest = max(later - earlier for earlier, later in itertools.pairwise(points))
+    step = min(steps) + clock_shift(schedule.timezone, day) + dt.timedelta(minutes=1)
+    even = (last - first) / (budget + 1)
+    assert largest <= max(2 * even + step, 2 * gap + step), (largest, even, step)
 
 
 @PROPERTY
