@@ -30,6 +30,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -306,7 +307,14 @@ def _row(line: int, columns: list[str], cells: list[str]) -> _Row:
     extra = cells[len(columns) :]
     if len(cells) < len(columns) or any(cell.strip() for cell in extra):
         return _Row(line, {}, error=f"expected {len(columns)} fields, found {len(cells)}")
-    return _Row(line, dict(zip(columns, cells, strict=False)))
+    named = dict(zip(columns, cells, strict=False))
+    # A NUL or other control character cannot be stored (PostgreSQL refuses NUL in text), so
+    # it is this row's error, caught here where the dry run sees it too. Tabs and line breaks
+    # (a quoted cell over two lines) are ordinary text.
+    for column, cell in named.items():
+        if any(unicodedata.category(char) == "Cc" and char not in "\t\r\n" for char in cell):
+            return _Row(line, {}, error=f"{column} contains a control character")
+    return _Row(line, named)
 
 
 def request_from(cells: dict[str, str]) -> EnrollmentRequest:

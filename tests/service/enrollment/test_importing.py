@@ -386,3 +386,19 @@ def test_the_import_itself_is_in_the_audit_trail(
 )
 def test_column_names_are_read_loosely(name: str, column: str) -> None:
     assert canonical_column(name) == column
+
+
+def test_a_nul_byte_is_that_rows_error_and_the_dry_run_agrees(
+    committed_db: Database, clinic: Clinic, tmp_path: Path
+) -> None:
+    rows = [good_row(n) for n in range(5)]
+    rows[2][0] = "Pat\x00rick"
+    path = write_csv(tmp_path / "nul.csv", rows)
+
+    dry = run(committed_db, clinic, path, dry_run=True)
+    real = run(committed_db, clinic, path)
+
+    assert dry.added == real.added == 4
+    assert dry.errors == real.errors == [(4, "first_name contains a control character")]
+    with committed_db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Patient)) == 4
