@@ -11,7 +11,9 @@ the database work of a message is a share of three statements, not a dozen round
    the waking window (``scheduling.may_send_at``) a planned reminder expires (the plan's
    next one is coming); any other message (welcome, re-engagement) waits, scheduled again
    for the window's next waking minute.
-2. Call the transport for each, outside any transaction.
+2. Call the transport for each, outside any transaction. Before each call the rest of the
+   batch is read again (ledger and patients' status, at most every ``RECHECK_AFTER``): a
+   STOP, pause or removal that arrives while the batch is in flight still wins.
 3. Record the provider ids and errors, in one transaction. A transient error before the
    provider accepted the message puts the reminder back in ``queued`` for a retry with
    backoff; one after it may have been accepted leaves it in ``sending`` for
@@ -118,7 +120,13 @@ def send_reminders(
         claims = _claim(session, settings, reminder_ids, clock(), results, urls=urls)
     sent: list[tuple[_Claimed, Receipt]] = []
     failed: list[tuple[_Claimed, TransportError]] = []
+    canceled: list[tuple[_Claimed, str]] = []
+    recheck = _Recheck(sessions=sessions, pending=claims, checked_at=clock())
     for claim in claims:
+        reason = recheck.unwanted(claim, now=clock())
+        if reason is not None:
+            canceled.append((claim, reason))
+            continue
         message = outbound(
             settings=settings,
             composition=claim.composition,
@@ -133,11 +141,12 @@ def send_reminders(
             sent.append((claim, transports.for_channel(claim.channel).send(message)))
         except TransportError as error:
             failed.append((claim, error))
-    if sent or failed:
+    if sent or failed or canceled:
         _record(
             sessions,
             sent=sent,
             failed=failed,
+            canceled=canceled,
             retry_policy=retry_policy,
             now=clock(),
             results=results,
@@ -148,10 +157,53 @@ def send_reminders(
 @dataclass(frozen=True)
 class _Claimed:
     reminder_id: int
+    patient_id: int
     address: str
     channel: Channel
     composition: Composition
     attempts: int  # including this one
+
+
+# A STOP, pause or removal committed after the claim still wins while the batch is in flight:
+# before each provider call the rest of the batch is checked again, at most this often (a
+# fast provider sends a batch of 20 in well under this; a slow one gets a check per message).
+RECHECK_AFTER = dt.timedelta(milliseconds=250)
+
+
+@dataclass
+class _Recheck:
+    """The opt-out ledger and the patients' status, read again for the claims not yet sent:
+    one short read per check (patients and ledger), never one per message of the batch."""
+
+    sessions: sessionmaker[Session]
+    pending: list[_Claimed]
+    checked_at: dt.datetime
+    found: dict[int, str] = field(default_factory=dict)  # reminder id -> why not to send
+
+    def unwanted(self, claim: _Claimed, *, now: dt.datetime) -> str | None:
+        if now - self.checked_at >= RECHECK_AFTER:
+            rest = self.pending[self.pending.index(claim) :]
+            self.found |= _unwanted_now(self.sessions, rest, now)
+            self.checked_at = now
+        return self.found.get(claim.reminder_id)
+
+
+def _unwanted_now(
+    sessions: sessionmaker[Session], claims: list[_Claimed], now: dt.datetime
+) -> dict[int, str]:
+    with sessions() as session:
+        ledger = optouts.opted_out_among(session=session, addresses=(c.address for c in claims))
+        ids = {c.patient_id for c in claims}
+        patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(ids)))}
+    found = {}
+    for claim in claims:
+        patient = patients.get(claim.patient_id)
+        if optouts.normalize_address(claim.address) in ledger:
+            found[claim.reminder_id] = "opted out while the batch was being sent"
+        elif patient is None or is_paused_at(patient, now):
+            state = patient.status.value if patient is not None else "removed"
+            found[claim.reminder_id] = f"patient {state} while the batch was being sent"
+    return found
 
 
 def _claim(
@@ -201,7 +253,14 @@ def _claim(
         reminder.to_address = address
         reminder.body_digest = body_digest(composition.body)
         claims.append(
-            _Claimed(reminder.id, address, reminder.channel, composition, reminder.attempts)
+            _Claimed(
+                reminder.id,
+                reminder.patient_id,
+                address,
+                reminder.channel,
+                composition,
+                reminder.attempts,
+            )
         )
     return claims
 
@@ -280,6 +339,7 @@ def _record(
     *,
     sent: list[tuple[_Claimed, Receipt]],
     failed: list[tuple[_Claimed, TransportError]],
+    canceled: list[tuple[_Claimed, str]],
     retry_policy: RetryPolicy,
     now: dt.datetime,
     results: dict[int, SendResult],
@@ -295,6 +355,7 @@ def _record(
             results[claim.reminder_id] = _record_error(
                 session, claim, error, retry_policy(claim.attempts), now
             )
+        _record_canceled(session, canceled, now, results)
 
 
 _MARK_SENT = (
@@ -314,6 +375,22 @@ _MARK_SENT = (
         sent_at=bindparam("now"),
     )
 )
+
+
+def _record_canceled(
+    session: Session,
+    canceled: list[tuple[_Claimed, str]],
+    now: dt.datetime,
+    results: dict[int, SendResult],
+) -> None:
+    """Claimed, never handed to the provider: canceled with the reason it was held back."""
+    for claim, reason in canceled:
+        session.execute(
+            update(Reminder)
+            .where(Reminder.id == claim.reminder_id, Reminder.status == ReminderStatus.SENDING)
+            .values(status=ReminderStatus.CANCELED, status_at=now, error_detail=reason)
+        )
+        results[claim.reminder_id] = SendResult(SendOutcome.CANCELED)
 
 
 def _record_sent(
