@@ -3,8 +3,8 @@
 Input arrives as strings (CLI flags, CSV cells) in an ``EnrollmentRequest``; ``validate`` turns
 it into a ``ValidEnrollment`` or an ``EnrollmentError`` that lists every problem, field by
 field. Nothing is stored until the whole request is valid, so a bad request leaves no trace.
-The CSV import (``service/enrollment/importing.py``) shares ``validate`` and the row builders below, so a
-row and a single enrollment are held to exactly the same rules.
+The CSV import (``service/enrollment/importing.py``) shares ``validate`` and the row builders
+below, so a row and a single enrollment are held to exactly the same rules.
 """
 
 from __future__ import annotations
