@@ -20,7 +20,9 @@ from service.enrollment.patients import (
     EnrollmentRequest,
     PatientStateError,
     _phone,  # the private parser: one property test is about it
+    discharge,
     enroll,
+    enroll_patient,
     get_patient,
     list_patients,
     pause,
@@ -231,36 +233,94 @@ def test_every_bad_field_is_listed_at_once(session: Session, clinic: Clinic) -> 
     ]
 
 
-def test_the_same_phone_twice_at_a_clinic_is_explained_and_not_stored(
+def test_the_same_phone_and_first_name_twice_at_a_clinic_is_explained_and_not_stored(
     session: Session, clinic: Clinic
 ) -> None:
     first = enroll_one(session, clinic)
 
     with pytest.raises(DuplicateError) as caught:
-        enroll_one(session, clinic, first_name="Ana Maria", phone="+1 312-555-0100")
+        enroll_one(session, clinic, first_name="ANA", phone="+1 312-555-0100")
 
     assert str(caught.value) == (
-        f"+13125550100 is already enrolled at back-clinic as patient {first.id}"
+        f"Ana (+13125550100) is already enrolled at back-clinic as patient {first.id}"
     )
     assert caught.value.patient_id == first.id
     assert count(session, Patient) == 1
     assert count(session, Reminder) == 1
 
 
-def test_a_removed_patient_is_named_as_such_in_the_duplicate_error(
+def test_family_members_may_share_a_phone_when_their_first_names_differ(
+    session: Session, clinic: Clinic
+) -> None:
+    ana = enroll_one(session, clinic)
+    luis = enroll_one(session, clinic, first_name="Luis", phone="+1 312-555-0100")
+
+    assert ana.phone == luis.phone
+    assert ana.id != luis.id
+    with pytest.raises(DuplicateError, match=rf"Luis \(\+13125550100\) .* patient {luis.id}"):
+        enroll_one(session, clinic, first_name="luis")
+
+
+def test_a_paused_patient_is_named_as_such_in_the_duplicate_error(
     session: Session, clinic: Clinic
 ) -> None:
     first = enroll_one(session, clinic)
-    remove(session=session, patient=first, actor=ACTOR, now=NOW)
+    pause(session=session, patient=first, until=None, actor=ACTOR, now=NOW)
 
-    with pytest.raises(DuplicateError, match=rf"as patient {first.id} \(removed\)"):
+    with pytest.raises(DuplicateError, match=rf"as patient {first.id} \(paused\)"):
         enroll_one(session, clinic)
+
+
+@pytest.mark.parametrize("end", ["remove", "discharge"])
+def test_enrolling_a_removed_or_completed_patient_again_reactivates_them(
+    session: Session, clinic: Clinic, end: str
+) -> None:
+    first = enroll_one(session, clinic, tune=("heat.at=08:00",))
+    (remove if end == "remove" else discharge)(session=session, patient=first, actor=ACTOR, now=NOW)
+    later = NOW + dt.timedelta(days=30)
+
+    again = enroll_patient(
+        session=session,
+        clinic=clinic,
+        request=EnrollmentRequest(
+            first_name="ana", phone="312 555 0100", program="stenosis-gentle"
+        ),
+        actor="cli:other",
+        now=later,
+    )
+
+    patient = again.patient
+    assert again.reactivated
+    assert (patient.id, patient.status, patient.program_id) == (
+        first.id,
+        PatientStatus.ACTIVE,
+        "stenosis-gentle",
+    )
+    assert patient.start_date == dt.date(2026, 12, 24)
+    assert (patient.consent_at, patient.consent_recorded_by) == (later, "cli:other")
+    assert patient.tunings is None  # the new enrollment's tuning: none
+    assert [item.kind for item in patient.plan_items] == [
+        "position_change",
+        "heat",
+        "stretch",
+        "ice",
+    ]
+    assert all(item.next_due_at and item.next_due_at > later for item in patient.plan_items)
+    welcomes = session.scalars(
+        select(Reminder.status).where(Reminder.patient_id == patient.id, Reminder.kind == "welcome")
+    ).all()
+    assert sorted(welcomes) == [ReminderStatus.CANCELED, ReminderStatus.SCHEDULED]
+    actions = session.scalars(
+        select(AuditEvent.action).where(AuditEvent.patient_id == patient.id).order_by(AuditEvent.id)
+    ).all()
+    assert actions[-2:] == ["reactivate", "consent"]
+    assert count(session, Patient) == 1
 
 
 def test_the_same_email_only_patient_twice_is_a_duplicate(session: Session, clinic: Clinic) -> None:
     enroll_one(session, clinic, phone=None, email="ana@example.com")
 
-    with pytest.raises(DuplicateError, match=r"ana@example\.com is already enrolled"):
+    with pytest.raises(DuplicateError, match=r"Ana \(ana@example\.com\) is already enrolled"):
         enroll_one(session, clinic, phone=None, email="ANA@example.com")
 
 
@@ -380,9 +440,9 @@ def test_removing_ends_the_plan_and_cancels_what_has_not_left(
     )
     # The one already at the provider is left to finish: the send task re-checks the patient.
     assert statuses == {"welcome": ReminderStatus.CANCELED, "stretch": ReminderStatus.SENDING}
-    with pytest.raises(PatientStateError, match="was removed"):
+    with pytest.raises(PatientStateError, match="is removed; enroll them again"):
         pause(session=session, patient=patient, until=None, actor=ACTOR, now=NOW)
-    with pytest.raises(PatientStateError, match="was removed"):
+    with pytest.raises(PatientStateError, match="is removed; enroll them again"):
         resume(session=session, patient=patient, actor=ACTOR, now=NOW)
 
 
