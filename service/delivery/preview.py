@@ -1,7 +1,8 @@
 """What a patient will get: the reminders that would go out, when, and in which words.
 
 The same rules as the dispatcher and the send task: the scheduler's occurrences, reminders
-close together merged into one message, one message per channel still open to the patient.
+close together merged into one message, one message per channel still open to the patient;
+a progression's later phases from their first day, nothing after the program's end date.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from config.settings import Settings
 from service.delivery.dispatch import channels_for
 from service.delivery.messages import compose, group_close
 from service.enrollment.optouts import opted_out_among
-from service.enrollment.plans import schedule_for
-from service.enrollment.scheduling import occurrences
+from service.enrollment.plans import patient_program, program_occurrences, schedule_for
+from service.enrollment.programs import Program, ProgramError
 from service.models import Channel, Patient
 
 
@@ -49,10 +50,14 @@ def preview(
     start: dt.datetime,
     days: int,
 ) -> list[PreviewEntry]:
-    schedule = schedule_for(patient)
-    if schedule is None:
+    if schedule_for(patient) is None:
         return []
-    found = occurrences(schedule, start=start, end=start + dt.timedelta(days=days))
+    found = program_occurrences(
+        patient=patient,
+        program=_program(patient, settings),
+        start=start,
+        end=start + dt.timedelta(days=days),
+    )
     opted_out = opted_out_among(session=session, addresses=(patient.phone, patient.email))
     channels = [channel for channel, _ in channels_for(patient, opted_out)]
     zone = ZoneInfo(patient.timezone)
@@ -80,3 +85,11 @@ def preview(
                 )
             )
     return entries
+
+
+def _program(patient: Patient, settings: Settings) -> Program | None:
+    # Without the program file (deleted since), the current plan is shown to the end date.
+    try:
+        return patient_program(patient, settings.programs_dir)
+    except ProgramError:
+        return None

@@ -35,6 +35,8 @@ keywords               (nothing)
 unknown_sender         (nothing)
 warning_sign           first_name, clinic_phone
 reengage               first_name
+phase_change           first_name (a progression's next phase starts today)
+program_complete       first_name, done, sent (ints: reminders done of those delivered)
 clinic_alert (email)   clinic_name, first_name, patient_id, reply_text, received_at
                        (aware datetime, in the clinic's zone)
 clinic_digest (email)  clinic_name, period_start, period_end (dates), threshold (0-1),
@@ -102,6 +104,8 @@ SYSTEM_MESSAGES: tuple[str, ...] = (
     "unknown_sender",
     "warning_sign",
     "reengage",
+    "phase_change",
+    "program_complete",
     "combined",
 )
 # Messages that ask for a DONE reply: every reminder, and several merged into one.
@@ -114,6 +118,8 @@ EMAIL_MESSAGES: tuple[str, ...] = (
     "welcome",
     "reengage",
     "stop_confirm",
+    "phase_change",
+    "program_complete",
     *STAFF_MESSAGES,
 )
 
@@ -572,6 +578,7 @@ def _message_context(message: str, locale: str) -> dict[str, object]:
             "reply_text": "Since yesterday my legs feel numb & weak <b>when</b> I walk. " * 5,
         },
         "clinic_digest": _digest_context(),
+        "program_complete": {"done": 999, "sent": 999},
     }
     return specific.get(message, {})
 

@@ -211,7 +211,11 @@ def _still_wanted(
             ReminderStatus.EXPIRED,
             "stale: due long ago",
         ),
-        (is_paused_at(patient, now), ReminderStatus.CANCELED, f"patient {patient.status.value}"),
+        (
+            is_paused_at(patient, now, message=reminder.kind),
+            ReminderStatus.CANCELED,
+            f"patient {patient.status.value}",
+        ),
         (
             reminder.channel is Channel.SMS and patient.phone_invalid_code is not None,
             ReminderStatus.CANCELED,

@@ -549,7 +549,7 @@ def enroll_patient(
     5. Queue the welcome message(s) and write the "enroll" and "consent" audit rows.
     """
     valid = validate(request, clinic=clinic, now=now, programs=ProgramBook(programs_dir))
-    existing = _same_patient(session=session, clinic=clinic, valid=valid)
+    existing = same_patient(session=session, clinic=clinic, valid=valid)
     if existing is not None:
         patient = reactivate(
             session=session, patient=existing, valid=valid, actor=actor, now=now, source=source
@@ -564,7 +564,7 @@ def enroll_patient(
             session.add(patient)
             session.flush()
     except IntegrityError:
-        _same_patient(session=session, clinic=clinic, valid=valid)
+        same_patient(session=session, clinic=clinic, valid=valid)
         raise
     plans.refresh_next_due(patient=patient, after=now)
     _welcome(session=session, patient=patient, valid=valid, actor=actor, now=now, source=source)
@@ -645,7 +645,7 @@ def same_patient_query(
     )
 
 
-def _same_patient(
+def same_patient(
     *, session: Session, clinic: Clinic, valid: ValidEnrollment, exclude: int | None = None
 ) -> Patient | None:
     """The removed or completed patient this enrollment names (to re-activate), or None;
@@ -727,7 +727,7 @@ def pause(
 ) -> Patient:
     """Stop reminders until the given local date (None: until resumed). Messages waiting to
     go out are canceled; the schedule restarts from the pause's end, never replaying."""
-    _refuse_ended(patient)
+    refuse_ended(patient)
     today = now.astimezone(ZoneInfo(patient.timezone)).date()
     if until is not None and until <= today:
         raise PatientStateError(f"pause until {until.isoformat()}: the date must be after today")
@@ -742,7 +742,7 @@ def pause(
 
 def resume(*, session: Session, patient: Patient, actor: str, now: dt.datetime) -> Patient:
     """Start reminders again from now (what was missed while paused is not replayed)."""
-    _refuse_ended(patient)
+    refuse_ended(patient)
     if patient.status is PatientStatus.ACTIVE:
         raise PatientStateError(f"patient {patient.id} is not paused")
     patient.status = PatientStatus.ACTIVE
@@ -752,7 +752,7 @@ def resume(*, session: Session, patient: Patient, actor: str, now: dt.datetime) 
     return patient
 
 
-def _refuse_ended(patient: Patient) -> None:
+def refuse_ended(patient: Patient) -> None:
     if patient.status.ended:
         raise PatientStateError(
             f"patient {patient.id} is {patient.status.value}; enroll them again instead"
@@ -791,7 +791,7 @@ def _stop(*, session: Session, patient: Patient, now: dt.datetime, why: str) -> 
 
 def discharge(*, session: Session, patient: Patient, actor: str, now: dt.datetime) -> Patient:
     """Complete the patient's program now, as its end date would (``complete``)."""
-    _refuse_ended(patient)
+    refuse_ended(patient)
     return complete(session=session, patient=patient, actor=actor, now=now, why="discharged")
 
 

@@ -20,6 +20,7 @@ from service.enrollment.patients import (
     EnrollmentRequest,
     PatientStateError,
     _phone,  # the private parser: one property test is about it
+    advance_programs,
     discharge,
     enroll,
     enroll_patient,
@@ -29,13 +30,14 @@ from service.enrollment.patients import (
     remove,
     resume,
 )
-from service.enrollment.plans import schedule_for
+from service.enrollment.plans import is_paused_at, schedule_for
 from service.enrollment.scheduling import next_due_by_item
 from service.models import (
     AuditEvent,
     Channel,
     ChannelChoice,
     Clinic,
+    Outcome,
     Patient,
     PatientStatus,
     Reminder,
@@ -473,3 +475,156 @@ def test_phone_numbers_read_as_the_phonenumbers_library_reads_them(
     except ValueError:
         found = None
     assert found == expected
+
+
+# --- programs that end and progress ---------------------------------------------------------
+
+# Chicago midnights (UTC-6 in winter).
+PHASE_TWO = dt.datetime(2026, 12, 15, 6, 0, tzinfo=dt.UTC)
+AFTER_END = dt.datetime(2027, 1, 12, 6, 0, tzinfo=dt.UTC)
+
+
+def enroll_progression(session: Session, clinic: Clinic, **fields: object) -> Patient:
+    return enroll_one(session, clinic, program="stenosis-6-weeks", start="2026-12-01", **fields)
+
+
+def test_a_progression_starts_on_its_first_phase_and_knows_when_it_changes(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_progression(session, clinic)
+
+    assert (patient.program_id, patient.phase) == ("stenosis-6-weeks", 0)
+    assert patient.end_date == dt.date(2027, 1, 11)  # six weeks, the start day included
+    assert patient.plan_changes_at == PHASE_TWO
+    assert [item.kind for item in patient.plan_items] == [
+        "position_change",
+        "heat",
+        "stretch",
+        "ice",
+    ]
+    assert patient.max_per_day == 8
+    assert all(item.next_due_at and item.next_due_at < PHASE_TWO for item in patient.plan_items)
+
+
+def test_at_the_phase_boundary_the_plan_switches_and_one_line_tells_the_patient(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_progression(session, clinic, tune=("stretch.at=10:00,16:00",))
+    stretch_id = patient.plan_items[2].id
+
+    moved = advance_programs(session=session, now=PHASE_TWO, programs_dir=None)
+
+    assert moved == 1
+    assert patient.phase == 1
+    plan = {item.kind: item for item in patient.plan_items}
+    assert list(plan) == [
+        "position_change",
+        "stretch",
+        "pelvic_tilt",
+        "leg_strength",
+        "walk_or_cycle",
+    ]
+    assert plan["stretch"].id == stretch_id  # the same row: its reminders stay linked
+    assert plan["stretch"].at_times == ["10:00", "16:00"]  # the tuning still applies
+    assert patient.max_per_day == 10
+    assert patient.plan_changes_at == AFTER_END
+    assert all(item.next_due_at and item.next_due_at > PHASE_TWO for item in patient.plan_items)
+    note = session.scalars(
+        select(Reminder).where(Reminder.patient_id == patient.id, Reminder.kind == "phase_change")
+    ).one()
+    assert (note.status, note.actionable) == (ReminderStatus.SCHEDULED, False)
+    assert note.due_at == dt.datetime(2026, 12, 15, 14, 0, tzinfo=dt.UTC)  # 08:00, awake
+    assert advance_programs(session=session, now=PHASE_TWO, programs_dir=None) == 0
+
+
+def test_past_the_end_date_the_patient_is_completed_with_a_closing_message(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_progression(session, clinic)
+    advance_programs(session=session, now=PHASE_TWO, programs_dir=None)
+    done = Reminder(
+        patient_id=patient.id,
+        kind="stretch",
+        channel=Channel.SMS,
+        due_at=PHASE_TWO + dt.timedelta(hours=9),
+        status=ReminderStatus.DELIVERED,
+        outcome=Outcome.DONE,
+    )
+    missed = Reminder(
+        patient_id=patient.id,
+        kind="stretch",
+        channel=Channel.SMS,
+        due_at=PHASE_TWO + dt.timedelta(hours=10),
+        status=ReminderStatus.SENT,
+    )
+    session.add_all([done, missed])
+    session.flush()
+
+    advance_programs(session=session, now=AFTER_END, programs_dir=None)
+
+    assert patient.status is PatientStatus.COMPLETED
+    assert patient.plan_changes_at is None
+    assert all(item.next_due_at is None for item in patient.plan_items)
+    closing = session.scalars(
+        select(Reminder).where(
+            Reminder.patient_id == patient.id, Reminder.kind == "program_complete"
+        )
+    ).one()
+    assert closing.context == {"done": 1, "sent": 2}
+    assert closing.due_at == dt.datetime(2027, 1, 12, 14, 0, tzinfo=dt.UTC)
+    assert not is_paused_at(patient, closing.due_at, message="program_complete")
+    assert is_paused_at(patient, closing.due_at, message="stretch")
+    event = session.scalars(select(AuditEvent).where(AuditEvent.action == "complete")).one()
+    # Canceled: the welcome and the phase-change line, never dispatched in this test.
+    assert event.detail == {"why": "end date", "canceled": 2, "done": 1, "delivered": 2}
+
+
+def test_discharging_completes_the_program_now(session: Session, clinic: Clinic) -> None:
+    patient = enroll_one(session, clinic)
+
+    discharge(session=session, patient=patient, actor=ACTOR, now=NOW)
+
+    assert patient.status is PatientStatus.COMPLETED
+    kinds = session.scalars(
+        select(Reminder.kind).where(
+            Reminder.patient_id == patient.id, Reminder.status == ReminderStatus.SCHEDULED
+        )
+    ).all()
+    assert kinds == ["program_complete"]  # the welcome was canceled; 15:00 is awake: now
+    with pytest.raises(PatientStateError, match="is completed; enroll them again"):
+        discharge(session=session, patient=patient, actor=ACTOR, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("fields", "end"),
+    [
+        ({"weeks": "1"}, dt.date(2026, 12, 7)),
+        ({"end": "2026-12-20"}, dt.date(2026, 12, 20)),
+        ({"program": "stenosis-6-weeks", "weeks": "8"}, dt.date(2027, 1, 25)),
+        ({}, None),
+    ],
+)
+def test_the_end_date_comes_from_weeks_an_end_or_the_program(
+    session: Session, clinic: Clinic, fields: dict[str, object], end: dt.date | None
+) -> None:
+    patient = enroll_one(session, clinic, start="2026-12-01", **fields)
+
+    assert patient.end_date == end
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"weeks": "0"}, "weeks '0' must be a whole number from 1 to 104"),
+        ({"weeks": "2", "end": "2026-12-30"}, "give the weeks or the end date, not both"),
+        ({"end": "2026-11-30"}, "end date 2026-11-30 is before the start date 2026-12-01"),
+        ({"end": "soon"}, "end date 'soon' is not a date like 2026-12-01"),
+    ],
+)
+def test_a_bad_length_is_explained(
+    session: Session, clinic: Clinic, fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(EnrollmentError, match=re.escape(message)) as caught:
+        enroll_one(session, clinic, start="2026-12-01", **fields)
+
+    assert caught.value.field == "end"
