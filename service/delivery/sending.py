@@ -40,7 +40,8 @@ from service.delivery.links import UrlBuilder
 from service.delivery.messages import Composition, body_digest, compose, merged_kinds, outbound
 from service.delivery.ratelimit import NoLimit, RateLimiter
 from service.enrollment import optouts
-from service.enrollment.plans import is_paused_at, waking_window
+from service.enrollment.patients import program_adherence
+from service.enrollment.plans import CLOSING_KIND, is_paused_at, waking_window
 from service.enrollment.scheduling import may_send_at, next_waking_minute
 from service.models import Channel, Patient, Reminder, ReminderStatus, utcnow
 from service.transports.base import Receipt, Transport, TransportError
@@ -246,23 +247,24 @@ def _claim(
         address = _address(reminder)  # today's number: the clinic may have corrected it
         if address is None:  # refused by _still_wanted already; this narrows the type
             continue
-        composition = _compose(settings, urls, reminder, merged.get(reminder.id, []))
-        reminder.status = ReminderStatus.SENDING
-        reminder.status_at = reminder.claimed_at = now
-        reminder.attempts += 1
-        reminder.to_address = address
-        reminder.body_digest = body_digest(composition.body)
-        claims.append(
-            _Claimed(
-                reminder.id,
-                reminder.patient_id,
-                address,
-                reminder.channel,
-                composition,
-                reminder.attempts,
-            )
-        )
+        extra = _closing_figures(session, reminder)
+        composition = _compose(settings, urls, reminder, merged.get(reminder.id, []), extra)
+        claims.append(_mark_sending(reminder, address, composition, now))
     return claims
+
+
+def _mark_sending(
+    reminder: Reminder, address: str, composition: Composition, now: dt.datetime
+) -> _Claimed:
+    """``sending``, with what is about to leave: committed before the provider is called."""
+    reminder.status = ReminderStatus.SENDING
+    reminder.status_at = reminder.claimed_at = now
+    reminder.attempts += 1
+    reminder.to_address = address
+    reminder.body_digest = body_digest(composition.body)
+    return _Claimed(
+        reminder.id, reminder.patient_id, address, reminder.channel, composition, reminder.attempts
+    )
 
 
 def _still_wanted(
@@ -284,7 +286,11 @@ def _still_wanted(
             ReminderStatus.EXPIRED,
             "stale: due long ago",
         ),
-        (is_paused_at(patient, now), ReminderStatus.CANCELED, f"patient {patient.status.value}"),
+        (
+            is_paused_at(patient, now, message=reminder.kind),
+            ReminderStatus.CANCELED,
+            f"patient {patient.status.value}",
+        ),
         (
             reminder.channel is Channel.SMS and patient.phone_invalid_code is not None,
             ReminderStatus.CANCELED,
@@ -317,8 +323,20 @@ def _address(reminder: Reminder) -> str | None:
     return patient.phone if reminder.channel is Channel.SMS else patient.email
 
 
+def _closing_figures(session: Session, reminder: Reminder) -> dict[str, object]:
+    """The closing message names the patient's adherence as it stands when it leaves."""
+    if reminder.kind != CLOSING_KIND:
+        return {}
+    done, delivered = program_adherence(session=session, patient=reminder.patient)
+    return {"done": done, "sent": delivered}
+
+
 def _compose(
-    settings: Settings, urls: UrlBuilder, reminder: Reminder, merged: list[str]
+    settings: Settings,
+    urls: UrlBuilder,
+    reminder: Reminder,
+    merged: list[str],
+    extra: dict[str, object],
 ) -> Composition:
     # ``merged``: the kinds the dispatcher merged into this message (service/delivery/dispatch.py).
     kinds = [reminder.kind, *(kind for kind in merged if kind != reminder.kind)]
@@ -331,6 +349,7 @@ def _compose(
         seed=reminder.id,
         urls=urls,
         reminder_id=reminder.id,
+        extra=extra,
     )
 
 
