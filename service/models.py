@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    ColumnElement,
     Date,
     Enum,
     ForeignKey,
@@ -23,9 +24,12 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    and_,
+    exists,
+    or_,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from service.db import Base
 
@@ -366,3 +370,17 @@ class AuditEvent(Base):
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"))
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+def went_out() -> ColumnElement[bool]:
+    """The one definition of "this reminder reached the patient", for adherence and every
+    report: it was sent or delivered, or it was merged into a message that was (a combined
+    SMS names every kind in it, so each kind in it went out)."""
+    head = aliased(Reminder)
+    carried = exists().where(
+        head.id == Reminder.merged_into_id, head.status.in_(DELIVERED_STATUSES)
+    )
+    return or_(
+        Reminder.status.in_(DELIVERED_STATUSES),
+        and_(Reminder.status == ReminderStatus.MERGED, carried),
+    )

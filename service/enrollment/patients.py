@@ -40,7 +40,6 @@ from service.enrollment.programs import (
 )
 from service.models import (
     CANCELABLE_STATUSES,
-    DELIVERED_STATUSES,
     AuditEvent,
     Channel,
     ChannelChoice,
@@ -51,6 +50,7 @@ from service.models import (
     PlanItem,
     Reminder,
     ReminderStatus,
+    went_out,
 )
 
 log = logging.getLogger(__name__)
@@ -834,7 +834,7 @@ def program_adherence(*, session: Session, patient: Patient) -> tuple[int, int]:
         ).where(
             Reminder.patient_id == patient.id,
             Reminder.actionable.is_(True),
-            Reminder.status.in_(DELIVERED_STATUSES),
+            went_out(),
             Reminder.due_at >= since,
         )
     ).one()
