@@ -758,3 +758,91 @@ def test_a_body_of_exactly_two_thousand_characters_is_kept_whole(
     sms(session, settings, patient, body)
 
     assert inbound_rows(session)[0].body == body
+
+
+# --- a phone shared by several patients ----------------------------------------------------
+
+
+def _shared_phone(session: Session) -> tuple[Patient, Patient]:
+    """Ana and Luis on one phone, each with their own clinic (Luis's enrolled last)."""
+    phone = "+13125556060"
+    riverside = make_clinic(session)
+    riverside.name, riverside.phone = "Riverside Spine", "+13125550123"
+    ana = make_patient(session, riverside, phone=phone, schedule_after=NOW)
+    luis = make_patient(
+        session, make_clinic(session), first_name="Luis", phone=phone, schedule_after=NOW
+    )
+    return ana, luis
+
+
+def test_done_from_a_shared_phone_credits_the_reminder_that_went_out_last(
+    session: Session, settings: Settings
+) -> None:
+    ana, luis = _shared_phone(session)
+    # Luis's reminder was due later, but Ana's was held up and went out after it.
+    late = add_reminder(session, ana, due_at=NOW - dt.timedelta(minutes=50))
+    late.sent_at = NOW - dt.timedelta(minutes=5)
+    luis_reminder = add_reminder(session, luis, due_at=NOW - dt.timedelta(minutes=20))
+
+    sms(session, settings, ana, "DONE")
+
+    session.refresh(late)
+    session.refresh(luis_reminder)
+    assert (late.outcome, luis_reminder.outcome) == (Outcome.DONE, None)
+    assert inbound_rows(session)[-1].patient_id == ana.id
+
+
+def test_a_pain_score_from_a_shared_phone_answers_the_question_that_went_out_last(
+    session: Session, settings: Settings
+) -> None:
+    ana, luis = _shared_phone(session)
+    asked_ana = add_reminder(
+        session, ana, kind="pain_question", due_at=NOW - dt.timedelta(minutes=50)
+    )
+    asked_ana.sent_at = NOW - dt.timedelta(minutes=5)
+    add_reminder(session, luis, kind="pain_question", due_at=NOW - dt.timedelta(minutes=20))
+
+    sms(session, settings, ana, "4")
+
+    scores = list(session.scalars(select(PainScore.patient_id)))
+    assert scores == [ana.id]
+
+
+def test_help_from_a_shared_phone_names_the_clinic_of_the_last_reminder(
+    session: Session, settings: Settings
+) -> None:
+    ana, luis = _shared_phone(session)
+    add_reminder(session, luis, due_at=NOW - dt.timedelta(minutes=40))
+    add_reminder(session, ana, due_at=NOW - dt.timedelta(minutes=10))
+
+    result = sms(session, settings, ana, "HELP")
+
+    assert result.reply_text is not None
+    assert "Riverside Spine" in result.reply_text
+    assert "312-555-0123" in result.reply_text
+    assert inbound_rows(session)[-1].clinic_id == ana.clinic_id
+
+
+def test_free_text_from_a_shared_phone_goes_to_the_clinic_of_the_last_reminder(
+    session: Session, settings: Settings
+) -> None:
+    ana, _luis = _shared_phone(session)
+    add_reminder(session, ana, due_at=NOW - dt.timedelta(minutes=10))
+
+    sms(session, settings, ana, "can I swim instead this week?")
+
+    row = inbound_rows(session)[-1]
+    assert (row.patient_id, row.clinic_id, row.needs_attention) == (ana.id, ana.clinic_id, True)
+
+
+def test_stop_from_a_shared_phone_opts_out_for_every_clinic_and_names_them_all(
+    session: Session, quiet_twilio: Settings
+) -> None:
+    ana, _luis = _shared_phone(session)
+
+    result = sms(session, quiet_twilio, ana, "STOP")
+
+    assert optouts.is_opted_out(session=session, address=ana.phone or "")
+    assert result.reply_text is not None
+    assert "Riverside Spine" in result.reply_text
+    assert "Lakeside Back Clinic" in result.reply_text
