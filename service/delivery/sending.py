@@ -174,7 +174,7 @@ def _claim(
         .order_by(Reminder.id)
     )
     reminders = list(session.scalars(for_update_skip_locked(query, session=session, of=Reminder)))
-    opted_out = optouts.opted_out_among(session=session, addresses=map(_address, reminders))
+    opted_out = optouts.opted_out_among(session=session, addresses=map(_keyed, reminders))
     merged = merged_kinds(session=session, head_ids=[reminder.id for reminder in reminders])
     claims = []
     for reminder in reminders:
@@ -207,7 +207,7 @@ def _claim(
 
 
 def _still_wanted(
-    reminder: Reminder, settings: Settings, now: dt.datetime, opted_out: set[str]
+    reminder: Reminder, settings: Settings, now: dt.datetime, opted_out: set[optouts.Key]
 ) -> tuple[ReminderStatus, str] | None:
     """Why this reminder must not go out now, or None when it should."""
     patient = reminder.patient
@@ -216,7 +216,7 @@ def _still_wanted(
         # Opt-out is checked at the moment of sending, in the claim's own transaction: a STOP
         # committed before this point wins; one after it finds the reminder already leaving.
         (
-            address is not None and optouts.normalize_address(address) in opted_out,
+            optouts.listed(opted_out, reminder.channel, address),
             ReminderStatus.CANCELED,
             "opted out",
         ),
@@ -251,6 +251,10 @@ def _wait_for_waking(reminder: Reminder, now: dt.datetime) -> None:
     reminder.status_at = now
     reminder.queued_at = None
     reminder.due_at = next_waking_minute(waking_window(reminder.patient), after=now)
+
+
+def _keyed(reminder: Reminder) -> tuple[Channel, str | None]:
+    return (reminder.channel, _address(reminder))
 
 
 def _address(reminder: Reminder) -> str | None:

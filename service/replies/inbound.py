@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -77,6 +78,24 @@ UNDERSTOOD_BY_STAFF_ONLY = frozenset(
 )
 
 
+class SenderError(ValueError):
+    """The inbound ``From`` is not a phone number in international form: nothing is stored
+    (a raw ``whatsapp:…``, an email address or a national number would otherwise land on
+    the opt-out ledger as written, and match no patient or the wrong channel)."""
+
+
+def sender_number(raw: str) -> str:
+    """The ``From`` of an inbound SMS in E.164, or SenderError saying why not."""
+    text = raw.strip()
+    try:
+        number = phonenumbers.parse(text, None) if text.startswith("+") else None
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        raise SenderError("From must be a phone number in international form (+ and digits)")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
 @dataclass(frozen=True)
 class InboundResult:
     reply_text: str | None  # what to answer in TwiML; None: answer nothing
@@ -115,8 +134,10 @@ def handle_sms(
 ) -> InboundResult:
     """Store, deduplicate, act on and answer one inbound SMS (see the module docstring).
 
-    ``to_number`` is which of our numbers was texted; with one sender it decides nothing."""
-    address = optouts.normalize_address(from_number)
+    ``to_number`` is which of our numbers was texted; with one sender it decides nothing.
+    A ``from_number`` that is not a phone number raises SenderError before anything is
+    stored."""
+    address = sender_number(from_number)
     body = clip(body.replace("\x00", ""))  # PostgreSQL text cannot hold NUL; no phone sends one
     inbound = _claim(session, message_sid=message_sid, address=address, body=body, now=now)
     if inbound is None:
@@ -183,7 +204,9 @@ def _context(*, session: Session, settings: Settings, inbound: InboundMessage) -
         inbound=inbound,
         reply=parse_reply(inbound.body),
         patients=_by_last_sent(session, enrolled_at(session=session, address=inbound.from_address)),
-        opted_out=optouts.is_opted_out(session=session, address=inbound.from_address),
+        opted_out=optouts.is_opted_out(
+            session=session, address=inbound.from_address, channel=Channel.SMS
+        ),
         now=inbound.received_at,
         window=dt.timedelta(hours=settings.reply_window_hours),
     )
@@ -506,7 +529,9 @@ def _result(ctx: InboundContext) -> InboundResult:
 
 
 def _opted_out_now(ctx: InboundContext) -> bool:
-    return optouts.is_opted_out(session=ctx.session, address=ctx.inbound.from_address)
+    return optouts.is_opted_out(
+        session=ctx.session, address=ctx.inbound.from_address, channel=Channel.SMS
+    )
 
 
 def _twilio_answered(ctx: InboundContext) -> bool:

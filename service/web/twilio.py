@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 
 from service.db import transaction
 from service.delivery.callbacks import apply_status_callback
-from service.replies.inbound import InboundResult, handle_sms
+from service.replies.inbound import InboundResult, SenderError, handle_sms, sender_number
 from service.web.twiml import XML, twiml
 from service.web.urls import INBOUND_PATH, REMINDER_PARAM, STATUS_PATH
 from service.web.wiring import Enqueue, Wiring, responses
@@ -54,6 +54,10 @@ def _add_inbound(app: FastAPI, wiring: Wiring) -> None:
         sid, sender = _text(form, "MessageSid", "SmsSid"), _text(form, "From")
         if not SID.fullmatch(sid) or not ADDRESS.fullmatch(sender):
             raise HTTPException(status_code=400, detail="a valid MessageSid and From are required")
+        try:
+            sender = sender_number(sender)
+        except SenderError as error:
+            raise HTTPException(status_code=400, detail=str(error)) from None
         result = await run_in_threadpool(_handle_inbound, wiring, form, sid=sid, sender=sender)
         if result.alert_inbound_id is not None:  # only now: the worker must see the row
             await run_in_threadpool(_enqueue_safely, wiring.enqueue, result.alert_inbound_id)

@@ -123,7 +123,7 @@ def test_stop_cancels_queued_reminders_for_every_patient_on_the_number(
 
     result = sms(session, settings, phone, "STOP")
 
-    assert optouts.is_opted_out(session=session, address=phone)
+    assert optouts.is_opted_out(session=session, address=phone, channel=Channel.SMS)
     for reminder in queued:
         session.refresh(reminder)
         assert reminder.status is ReminderStatus.CANCELED
@@ -175,7 +175,7 @@ def test_after_stop_other_replies_get_no_answer(session: Session, settings: Sett
 def test_stop_from_an_unknown_number_is_recorded(session: Session, settings: Settings) -> None:
     result = sms(session, settings, "+13125550404", "stop")
 
-    assert optouts.is_opted_out(session=session, address="+13125550404")
+    assert optouts.is_opted_out(session=session, address="+13125550404", channel=Channel.SMS)
     assert result.reply_text is None
 
 
@@ -191,7 +191,9 @@ def test_start_opts_back_in_and_the_schedule_resumes_from_now(
 
     result = sms(session, quiet_twilio, patient, "START", now=later)
 
-    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert not optouts.is_opted_out(
+        session=session, address=patient.phone or "", channel=Channel.SMS
+    )
     assert patient.plan_items[0].next_due_at is not None
     assert patient.plan_items[0].next_due_at > later  # nothing missed is replayed
     assert result.reply_text is not None
@@ -203,7 +205,9 @@ def test_exact_start_is_left_to_twilio_to_answer(session: Session, settings: Set
     sms(session, settings, patient, "STOP")
 
     assert sms(session, settings, patient, "START").reply_text is None
-    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert not optouts.is_opted_out(
+        session=session, address=patient.phone or "", channel=Channel.SMS
+    )
 
 
 def test_yes_from_an_opted_out_number_opts_back_in(
@@ -214,7 +218,9 @@ def test_yes_from_an_opted_out_number_opts_back_in(
 
     sms(session, quiet_twilio, patient, "YES")
 
-    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert not optouts.is_opted_out(
+        session=session, address=patient.phone or "", channel=Channel.SMS
+    )
     assert inbound_rows(session)[-1].command == "start"
 
 
@@ -585,7 +591,7 @@ def test_stop_with_a_warning_sign_does_both(
 ) -> None:
     result = sms(session, settings, patient, "numbness in legs, stop")
 
-    assert optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert optouts.is_opted_out(session=session, address=patient.phone or "", channel=Channel.SMS)
     assert patient.status is PatientStatus.PAUSED
     assert result.alert_inbound_id == inbound_rows(session)[-1].id
     assert result.reply_text is not None
@@ -719,7 +725,9 @@ def test_wanting_to_quit_in_other_words_is_told_how_to_stop_and_stays_subscribed
 
     assert result.reply_text is not None
     assert "reply STOP" in result.reply_text
-    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert not optouts.is_opted_out(
+        session=session, address=patient.phone or "", channel=Channel.SMS
+    )
     assert session.scalars(select(InboundMessage)).one().needs_attention is True
 
 
@@ -842,7 +850,7 @@ def test_stop_from_a_shared_phone_opts_out_for_every_clinic_and_names_them_all(
 
     result = sms(session, quiet_twilio, ana, "STOP")
 
-    assert optouts.is_opted_out(session=session, address=ana.phone or "")
+    assert optouts.is_opted_out(session=session, address=ana.phone or "", channel=Channel.SMS)
     assert result.reply_text is not None
     assert "Riverside Spine" in result.reply_text
     assert "Lakeside Back Clinic" in result.reply_text
