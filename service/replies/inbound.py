@@ -57,6 +57,7 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
+from service.replies.alerts import record_alerts
 from service.replies.emergency import emergency_number
 from service.replies.outcomes import record_outcome
 from service.replies.parser import Command, Reply, clip, parse_reply
@@ -433,6 +434,10 @@ def _warning(ctx: InboundContext) -> Command:
     ctx.inbound.needs_attention = True
     for patient in ctx.patients:
         _pause_for_reply(ctx, patient, until=None, why={"reason": "warning_sign"})
+    # The alerts are rows of this same transaction: sent from the database, never lost.
+    record_alerts(
+        session=ctx.session, settings=ctx.settings, inbound=ctx.inbound, patients=ctx.patients
+    )
     return Command.WARNING
 
 
