@@ -70,6 +70,12 @@ class PatientStatus(enum.StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     REMOVED = "removed"
+    COMPLETED = "completed"  # the program reached its end date, or the patient was discharged
+
+    @property
+    def ended(self) -> bool:
+        """Nothing more is sent; enrolling the same phone and name again re-activates."""
+        return self in {PatientStatus.REMOVED, PatientStatus.COMPLETED}
 
 
 class ReminderStatus(enum.StrEnum):
@@ -144,10 +150,25 @@ class Clinic(Base):
 class Patient(Base):
     __tablename__ = "patients"
     __table_args__ = (
-        # Enrollment is idempotent on clinic + phone: a CSV imported twice adds nobody.
-        UniqueConstraint("clinic_id", "phone", name="uq_patients_clinic_phone"),
+        # Enrollment is idempotent on clinic + phone + first name, whatever its case: a CSV
+        # imported twice adds nobody, and family members may share one phone.
+        Index(
+            "uq_patients_clinic_phone_name",
+            "clinic_id",
+            "phone",
+            text("lower(first_name)"),
+            unique=True,
+        ),
         Index("ix_patients_phone", "phone"),
         Index("ix_patients_email", "email"),
+        # The tick's "whose program changes now" probe: only patients with a phase or an end
+        # ahead are in it.
+        Index(
+            "ix_patients_plan_changes",
+            "plan_changes_at",
+            postgresql_where=text("plan_changes_at IS NOT NULL"),
+            sqlite_where=text("plan_changes_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -162,6 +183,13 @@ class Patient(Base):
     wake_end: Mapped[dt.time] = mapped_column(Time())
     program_id: Mapped[str] = mapped_column(String(64))
     start_date: Mapped[dt.date] = mapped_column(Date())
+    end_date: Mapped[dt.date | None] = mapped_column(Date())  # last local day; None: open
+    phase: Mapped[int | None] = mapped_column(Integer)  # 0-based, in a progression only
+    # When the plan next changes by itself (a phase begins, the program ends): local midnight.
+    plan_changes_at: Mapped[dt.datetime | None] = mapped_column()
+    # The clinic's per-patient tuning, kept so that a new phase or an edit applies it again.
+    tunings: Mapped[list[str] | None] = mapped_column(JSON)
+    tuned_max_per_day: Mapped[int | None] = mapped_column(Integer)  # None: the program's
     max_per_day: Mapped[int] = mapped_column(Integer)
     status: Mapped[PatientStatus] = mapped_column(
         _enum(PatientStatus, "patient_status"), default=PatientStatus.ACTIVE
