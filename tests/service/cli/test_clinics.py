@@ -1,4 +1,4 @@
-"""``ptnudge clinics add|list`` end to end."""
+"""``ptnudge clinics add|edit|list`` end to end."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from service.enrollment import optouts
 from service.models import (
     AuditEvent,
     Channel,
+    ClinicAlert,
     InboundMessage,
     Outcome,
     PainScore,
@@ -854,3 +855,39 @@ def test_stop_from_a_shared_phone_opts_out_for_every_clinic_and_names_them_all(
     assert result.reply_text is not None
     assert "Riverside Spine" in result.reply_text
     assert "Lakeside Back Clinic" in result.reply_text
+
+
+def test_two_family_members_at_one_clinic_done_credits_whose_reminder_went_out_last(
+    session: Session, settings: Settings
+) -> None:
+    phone = "+13125556070"
+    clinic = make_clinic(session)
+    ana = make_patient(session, clinic, phone=phone, schedule_after=NOW)
+    luis = make_patient(session, clinic, first_name="Luis", phone=phone, schedule_after=NOW)
+    luis_reminder = add_reminder(session, luis, due_at=NOW - dt.timedelta(minutes=40))
+    ana_reminder = add_reminder(session, ana, due_at=NOW - dt.timedelta(minutes=50))
+    ana_reminder.sent_at = NOW - dt.timedelta(minutes=3)
+
+    sms(session, settings, phone, "done")
+
+    session.refresh(ana_reminder)
+    session.refresh(luis_reminder)
+    assert (ana_reminder.outcome, luis_reminder.outcome) == (Outcome.DONE, None)
+    assert inbound_rows(session)[-1].patient_id == ana.id
+
+
+def test_a_warning_from_a_family_phone_writes_one_alert_per_patient_of_the_clinic(
+    session: Session, settings: Settings
+) -> None:
+    phone = "+13125556071"
+    clinic = make_clinic(session)
+    ana = make_patient(session, clinic, phone=phone, schedule_after=NOW)
+    luis = make_patient(session, clinic, first_name="Luis", phone=phone, schedule_after=NOW)
+
+    sms(session, settings, phone, "I fell and cannot get up")
+
+    alerts = session.scalars(select(ClinicAlert).order_by(ClinicAlert.patient_id)).all()
+    assert [(a.patient_id, a.clinic_id) for a in alerts] == [
+        (ana.id, clinic.id),
+        (luis.id, clinic.id),
+    ]
