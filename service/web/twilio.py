@@ -170,9 +170,9 @@ def _reminder_id(value: str) -> int | None:
 
 def _enqueue_safely(enqueue: Enqueue, inbound_id: int) -> None:
     """The reply is committed and the patient paused either way; a broker outage must not
-    turn that into an error Twilio would show as a failed webhook. The message is flagged
-    for the clinic in the database, where the digest and the report show it."""
+    turn that into an error Twilio would show as a failed webhook. The alert itself is a row
+    committed with the reply: the sweeper sends it once the broker is back."""
     try:
         enqueue(inbound_id)
-    except Exception:  # any broker failure: logged, and the row stays flagged
+    except Exception:  # any broker failure: logged; the alert row stays pending
         log.exception("could not enqueue the clinic alert for inbound %s", inbound_id)
