@@ -303,12 +303,13 @@ class Reminder(Base):
 
 
 class OptOut(Base):
-    """Addresses that asked for nothing more: checked at the moment of every send."""
+    """Addresses that asked for nothing more on one channel: checked at the moment of every
+    send. Keyed by channel first: a text STOP never opts out an email address."""
 
     __tablename__ = "opt_outs"
 
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"), primary_key=True)
     address: Mapped[str] = mapped_column(String(320), primary_key=True)  # E.164 or lower email
-    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
     source: Mapped[str] = mapped_column(String(40))  # sms_keyword, provider_21610, email_link…
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -345,6 +346,52 @@ class InboundMessage(Base):
     def open(self) -> bool:
         """Waiting for a person at the clinic: it needed one and nobody has closed it."""
         return self.needs_attention and self.acknowledged_at is None
+
+
+class AlertStatus(enum.StrEnum):
+    PENDING = "pending"  # written with the warning-sign reply; nobody has taken it yet
+    SENDING = "sending"  # claimed by one worker; the mail server may or may not have it
+    SENT = "sent"
+    FAILED = "failed"  # refused for good (a bad address): staff must look
+
+
+class ClinicAlert(Base):
+    """One email to a clinic about one patient's warning-sign reply, written in the reply's
+    own transaction so that no broker outage or worker crash can lose it."""
+
+    __tablename__ = "clinic_alerts"
+    __table_args__ = (
+        UniqueConstraint("inbound_id", "patient_id", name="uq_clinic_alerts_inbound_patient"),
+        # The sweeper's query: what is still unsent.
+        Index(
+            "ix_clinic_alerts_unsent",
+            "status",
+            "created_at",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+            sqlite_where=text("status IN ('pending', 'sending')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("inbound_messages.id", ondelete="CASCADE")
+    )
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    to_address: Mapped[str] = mapped_column(String(320))
+    status: Mapped[AlertStatus] = mapped_column(
+        _enum(AlertStatus, "alert_status"), default=AlertStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    provider_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(300), default=None)
+
+    inbound: Mapped[InboundMessage] = relationship()
+    patient: Mapped[Patient] = relationship()
+    clinic: Mapped[Clinic] = relationship()
 
 
 class PainScore(Base):

@@ -17,7 +17,7 @@ from config.settings import Settings
 from service.delivery.dispatch import channels_for
 from service.delivery.links import UrlBuilder
 from service.delivery.messages import compose
-from service.enrollment.optouts import opted_out_among, opted_out_channels
+from service.enrollment.optouts import opted_out_among, opted_out_channels, patient_addresses
 from service.enrollment.plans import patient_program, program_occurrences, schedule_for
 from service.enrollment.programs import Program, ProgramError
 from service.enrollment.scheduling import group_close
@@ -63,7 +63,7 @@ def preview(
         end=start + dt.timedelta(days=days),
         min_gap=gap,
     )
-    opted_out = opted_out_among(session=session, addresses=(patient.phone, patient.email))
+    opted_out = opted_out_among(session=session, addresses=patient_addresses(patient))
     channels = [channel for channel, _ in channels_for(patient, opted_out)]
     zone = ZoneInfo(patient.timezone)
     entries = []

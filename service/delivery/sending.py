@@ -193,13 +193,15 @@ def _unwanted_now(
     sessions: sessionmaker[Session], claims: list[_Claimed], now: dt.datetime
 ) -> dict[int, str]:
     with sessions() as session:
-        ledger = optouts.opted_out_among(session=session, addresses=(c.address for c in claims))
+        ledger = optouts.opted_out_among(
+            session=session, addresses=((c.channel, c.address) for c in claims)
+        )
         ids = {c.patient_id for c in claims}
         patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(ids)))}
     found = {}
     for claim in claims:
         patient = patients.get(claim.patient_id)
-        if optouts.normalize_address(claim.address) in ledger:
+        if optouts.listed(ledger, claim.channel, claim.address):
             found[claim.reminder_id] = "opted out while the batch was being sent"
         elif patient is None or is_paused_at(patient, now):
             state = patient.status.value if patient is not None else "removed"
@@ -227,7 +229,7 @@ def _claim(
         .order_by(Reminder.id)
     )
     reminders = list(session.scalars(for_update_skip_locked(query, session=session, of=Reminder)))
-    opted_out = optouts.opted_out_among(session=session, addresses=map(_address, reminders))
+    opted_out = optouts.opted_out_among(session=session, addresses=map(_keyed, reminders))
     merged = merged_kinds(session=session, head_ids=[reminder.id for reminder in reminders])
     claims = []
     for reminder in reminders:
@@ -268,7 +270,7 @@ def _mark_sending(
 
 
 def _still_wanted(
-    reminder: Reminder, settings: Settings, now: dt.datetime, opted_out: set[str]
+    reminder: Reminder, settings: Settings, now: dt.datetime, opted_out: set[optouts.Key]
 ) -> tuple[ReminderStatus, str] | None:
     """Why this reminder must not go out now, or None when it should."""
     patient = reminder.patient
@@ -277,7 +279,7 @@ def _still_wanted(
         # Opt-out is checked at the moment of sending, in the claim's own transaction: a STOP
         # committed before this point wins; one after it finds the reminder already leaving.
         (
-            address is not None and optouts.normalize_address(address) in opted_out,
+            optouts.listed(opted_out, reminder.channel, address),
             ReminderStatus.CANCELED,
             "opted out",
         ),
@@ -316,6 +318,10 @@ def _wait_for_waking(reminder: Reminder, now: dt.datetime) -> None:
     reminder.status_at = now
     reminder.queued_at = None
     reminder.due_at = next_waking_minute(waking_window(reminder.patient), after=now)
+
+
+def _keyed(reminder: Reminder) -> tuple[Channel, str | None]:
+    return (reminder.channel, _address(reminder))
 
 
 def _address(reminder: Reminder) -> str | None:

@@ -29,7 +29,7 @@ from service.enrollment.patients import (
 )
 from service.enrollment.programs import Program
 from service.masking import mask_recipient
-from service.models import AuditEvent, Patient
+from service.models import AuditEvent, Channel, Patient
 
 
 @dataclass(frozen=True)
@@ -89,15 +89,20 @@ def edit(
     changes = {name: (was, after[name]) for name, was in before.items() if was != after[name]}
     if not changes:
         return Edited(patient, {})
-    new_addresses = [after[name] for name in ("phone", "email") if name in changes]
-    new_addresses = [address for address in new_addresses if address]
+    new_addresses = [
+        (channel, after[name])
+        for name, channel in (("phone", Channel.SMS), ("email", Channel.EMAIL))
+        if name in changes and after[name]
+    ]
     if new_addresses:
         _record_consent(session=session, patient=patient, valid=valid, actor=actor, now=now)
     _replan(session=session, patient=patient, program=valid.program, now=now)
     shown = {name: (_shown(name, was), _shown(name, new)) for name, (was, new) in changes.items()}
     _audit_edit(session=session, patient=patient, actor=actor, shown=shown)
     opted_out = optouts.opted_out_among(session=session, addresses=new_addresses)
-    return Edited(patient, shown, tuple(mask_recipient(address) for address in sorted(opted_out)))
+    return Edited(
+        patient, shown, tuple(mask_recipient(address) for _, address in sorted(opted_out))
+    )
 
 
 def _audit_edit(

@@ -223,7 +223,7 @@ def test_a_permanent_opt_out_error_records_the_opt_out(pipeline: Pipeline) -> No
     pipeline.start_worker(concurrency=1)
     wait_until(lambda: pipeline.open_reminders() == 0, timeout=60, what="sends")
     with pipeline.db.sessions() as session:
-        assert optouts.is_opted_out(session=session, address=refused)
+        assert optouts.is_opted_out(session=session, address=refused, channel=Channel.SMS)
         failed = session.scalars(
             select(Reminder).join(Patient).where(Patient.phone == refused)
         ).one()

@@ -478,7 +478,9 @@ def test_twilio_refusing_an_unsubscribed_number_fails_it_and_records_the_opt_out
     assert failed.status is ReminderStatus.FAILED
     assert failed.error_code == "21610"
     with committed_db.sessions() as session:
-        assert optouts.is_opted_out(session=session, address=reminder.to_address)
+        assert optouts.is_opted_out(
+            session=session, address=reminder.to_address, channel=Channel.SMS
+        )
 
 
 def test_twilio_calling_the_number_invalid_fails_it_and_marks_the_patients_phone(
@@ -500,7 +502,9 @@ def test_twilio_calling_the_number_invalid_fails_it_and_marks_the_patients_phone
     assert failed.error_code == "21211"
     assert load_patient(committed_db, reminder.patient_id).phone_invalid_code == "21211"
     with committed_db.sessions() as session:
-        assert not optouts.is_opted_out(session=session, address=reminder.to_address)
+        assert not optouts.is_opted_out(
+            session=session, address=reminder.to_address, channel=Channel.SMS
+        )
 
 
 def test_an_answer_slower_than_the_timeout_leaves_the_reminder_sending(
