@@ -249,7 +249,7 @@ def _opted_out_note(doc: dict[str, Any], channel: Channel) -> str:
 
 
 @patients_app.command("import")
-def import_(
+def import_(  # noqa: PLR0917 - a Typer command: its options are parameters
     file: Annotated[
         Path, typer.Argument(metavar="FILE.csv", help="Header row + one patient a row.")
     ],
@@ -260,18 +260,31 @@ def import_(
     encoding: Annotated[
         str, typer.Option(help="utf-8 (with or without BOM) or cp1252 (old Excel exports).")
     ] = "utf-8",
+    column_map: Annotated[
+        str | None,
+        typer.Option(
+            "--map", help='Export names onto ours: "Patient First=first_name,Cell=phone".'
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enroll every row of a CSV. Bad rows are listed with their line numbers and the good
-    ones kept; importing the same file again changes nothing. Exit 1 if any row was bad."""
+    ones kept; importing the same file again changes nothing; columns we do not take are
+    named in a warning and never stored. Exit 1 if any row was bad."""
     if not file.is_file():
         output.fail(f"{file}: no such file")
     with command_context() as ctx, output.input_errors():
+        mapping = importing.parse_column_map(column_map or "")
         with ctx.sessions() as session:
             target = clinics.get_clinic(session=session, slug=clinic)
         began = time.perf_counter()
-        result = _import_with_progress(ctx, target, file, dry_run=dry_run, encoding=encoding)
+        result = _import_with_progress(
+            ctx, target, file, dry_run=dry_run, encoding=encoding, column_map=mapping
+        )
         seconds = time.perf_counter() - began
+    if result.ignored_columns:
+        names = ", ".join(repr(name) for name in result.ignored_columns)
+        output.note(f"warning: ignored column(s) {names}: not ours, not stored (see --map)")
     if as_json:
         output.print_json(_import_document(file, clinic, result, seconds))
     else:
@@ -281,7 +294,13 @@ def import_(
 
 
 def _import_with_progress(
-    ctx: CliContext, clinic: Clinic, file: Path, *, dry_run: bool, encoding: str
+    ctx: CliContext,
+    clinic: Clinic,
+    file: Path,
+    *,
+    dry_run: bool,
+    encoding: str,
+    column_map: dict[str, str],
 ) -> importing.ImportResult:
     """The import, with a progress bar (rows and rows/s) on stderr when it is a terminal: in
     a log or a pipe, a bar is only noise."""
@@ -295,6 +314,7 @@ def _import_with_progress(
             now=now(),
             dry_run=dry_run,
             encoding=encoding,
+            column_map=column_map,
             programs_dir=ctx.settings.programs_dir,
             progress=progress,
         )
@@ -331,6 +351,7 @@ def _import_document(
         "added": result.added,
         "reactivated": result.reactivated,
         "unchanged": result.unchanged,
+        "ignored_columns": result.ignored_columns,
         "errors": [{"line": line, "reason": reason} for line, reason in result.errors],
         "seconds": round(seconds, 3),
     }

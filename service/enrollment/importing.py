@@ -7,8 +7,10 @@ without a BOM, blank lines ignored.
 
 Guarantees:
 
-1. A file-level problem (wrong encoding, missing or unknown columns, broken quoting) stops
-   the import before anything is stored.
+1. A file-level problem (wrong encoding, missing or repeated columns, broken quoting) stops
+   the import before anything is stored. Columns we do not take (an EHR export's MRN, date
+   of birth, provider) are read past with one warning that names them, and never stored;
+   ``column_map`` maps an export's own header names onto ours.
 2. Every bad row is reported with its line number and reason; good rows are kept.
 3. Re-importing changes nothing: a row whose phone (email-only rows: email) and first name
    are already at the clinic, or earlier in the file, counts as unchanged (family members
@@ -33,7 +35,7 @@ import csv
 import datetime as dt
 import io
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +132,8 @@ class ImportResult:
     reactivated: int = 0  # removed or completed patients enrolled again
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     dry_run: bool = False
+    # Header names of columns we do not take (an MRN, a date of birth): read past, never stored.
+    ignored_columns: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -158,8 +162,10 @@ def import_csv(
     programs_dir: Path | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
+    column_map: Mapping[str, str] | None = None,
 ) -> ImportResult:
-    """Import the file into the clinic, committing every ``batch_size`` rows.
+    """Import the file into the clinic, committing every ``batch_size`` rows. ``column_map``
+    maps an export's own header names onto ours (``parse_column_map``).
 
     1. Decode and parse the whole file, header first (ImportFileError: nothing stored).
     2. Per batch: validate each row; drop rows already at the clinic or earlier in the file
@@ -168,8 +174,9 @@ def import_csv(
     3. Unless a dry run, insert patients (skipping phones that appeared meanwhile), their
        plan items with next-due times, welcome messages and consent audit rows; commit.
     """
-    rows = parse_csv(_decode(path.read_bytes(), encoding))
-    result = ImportResult(dry_run=dry_run)
+    parsed = parse_csv(_decode(path.read_bytes(), encoding), column_map=column_map)
+    rows = parsed.rows
+    result = ImportResult(dry_run=dry_run, ignored_columns=parsed.ignored)
     programs = ProgramBook(programs_dir)
     seen, ended = _keys_at_clinic(sessions=sessions, clinic=clinic)
     writer = _Writer(sessions=sessions, clinic=clinic, actor=actor, now=now)
@@ -262,18 +269,43 @@ def _decode(data: bytes, encoding: str) -> str:
         ) from None
 
 
-def parse_csv(text: str) -> list[_Row]:
+@dataclass(frozen=True)
+class ParsedCsv:
+    rows: list[_Row]
+    ignored: list[str]  # header names of the columns read past
+
+
+def parse_csv(text: str, *, column_map: Mapping[str, str] | None = None) -> ParsedCsv:
     """Rows keyed by canonical column name, each with the line it starts on; blank lines
-    and rows of empty cells are skipped. Column problems raise ImportFileError."""
+    and rows of empty cells are skipped. Columns we do not take are read past (their header
+    names returned, their cells never kept). Column problems raise ImportFileError."""
     records = _records(text)
     header = next(records, None)
     if header is None:
         raise ImportFileError("the file is empty: expected a header row such as first_name,phone")
-    columns = _columns(header[1])
-    rows: list[_Row] = []
-    for line, cells in records:
-        rows.append(_row(line, columns, cells))
-    return rows
+    columns = _columns(header[1], column_map or {})
+    rows = [_row(line, columns, cells) for line, cells in records]
+    ignored = [name for name, column in zip(header[1], columns, strict=True) if column is None]
+    return ParsedCsv(rows, ignored)
+
+
+def parse_column_map(text: str) -> dict[str, str]:
+    """``--map "Patient First=first_name,Cell=phone"``: export header names onto ours."""
+    mapping: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        source, sep, target = pair.partition("=")
+        column = canonical_column(target)
+        if not sep or not source.strip() or column not in COLUMNS:
+            raise ImportFileError(
+                f"--map {pair!r}: expected EXPORT_NAME=column with a column we take "
+                f"({', '.join(COLUMNS)})"
+            )
+        mapping[_header_key(source)] = column
+    return mapping
+
+
+def _header_key(name: str) -> str:
+    return " ".join(name.strip().lower().split())
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -295,15 +327,12 @@ def canonical_column(name: str) -> str:
     return ALIASES.get(key, key)
 
 
-def _columns(header: Sequence[str]) -> list[str]:
-    columns = [canonical_column(name) for name in header]
-    unknown = [name for name, column in zip(header, columns, strict=True) if column not in COLUMNS]
-    if unknown:
-        raise ImportFileError(
-            f"unknown column(s) {', '.join(repr(name) for name in unknown)} in the header; "
-            f"known columns: {', '.join(COLUMNS)}"
-        )
-    twice = sorted({column for column in columns if columns.count(column) > 1})
+def _columns(header: Sequence[str], column_map: Mapping[str, str]) -> list[str | None]:
+    """Each header name's column, or None for one we do not take."""
+    named = [column_map.get(_header_key(name)) or canonical_column(name) for name in header]
+    columns = [column if column in COLUMNS else None for column in named]
+    known = [column for column in columns if column is not None]
+    twice = sorted({column for column in known if known.count(column) > 1})
     if twice:
         raise ImportFileError(f"column(s) {', '.join(twice)} appear more than once in the header")
     missing = [] if "first_name" in columns else ["first_name"]
@@ -314,13 +343,16 @@ def _columns(header: Sequence[str]) -> list[str]:
     return columns
 
 
-def _row(line: int, columns: list[str], cells: list[str]) -> _Row:
+def _row(line: int, columns: list[str | None], cells: list[str]) -> _Row:
     # Spreadsheets pad rows with trailing empty cells; anything else out of line is reported
     # for that row, not guessed at.
     extra = cells[len(columns) :]
     if len(cells) < len(columns) or any(cell.strip() for cell in extra):
         return _Row(line, {}, error=f"expected {len(columns)} fields, found {len(cells)}")
-    return _Row(line, dict(zip(columns, cells, strict=False)))
+    return _Row(
+        line,
+        {column: cell for column, cell in zip(columns, cells, strict=False) if column is not None},
+    )
 
 
 def request_from(cells: dict[str, str]) -> EnrollmentRequest:

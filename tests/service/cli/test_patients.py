@@ -245,9 +245,11 @@ def test_import_json_reports_counts_and_errors_by_line(clinics: Database, tmp_pa
         "added",
         "reactivated",
         "unchanged",
+        "ignored_columns",
         "errors",
         "seconds",
     }
+    assert report["ignored_columns"] == []
     assert (report["rows"], report["added"], report["unchanged"]) == (2, 1, 0)
     assert report["errors"] == [{"line": 3, "reason": "phone 'nope' is not a valid number for US"}]
     assert (json.loads(again.stdout)["added"], json.loads(again.stdout)["unchanged"]) == (0, 1)
@@ -561,3 +563,33 @@ def test_discharge_completes_the_program_with_a_closing_message(clinics: Databas
             select(Reminder.kind).where(Reminder.status == ReminderStatus.SCHEDULED)
         ).all()
     assert kinds == ["program_complete"]
+
+
+def test_import_names_the_columns_it_ignores_and_takes_a_map(
+    clinics: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "ehr.csv"
+    path.write_text("MRN,Patient First,Cell\n884213,Ana,(312) 555-0100\n", encoding="utf-8")
+
+    result = run(
+        clinics, "patients", "import", str(path), "--clinic", "back-clinic",
+        "--map", "Patient First=first_name,Cell=phone", "--json",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "warning: ignored column(s) 'MRN'" in result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["added"], doc["ignored_columns"]) == (1, ["MRN"])
+
+
+def test_import_with_a_map_onto_no_column_of_ours_is_one_error(
+    clinics: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "ehr.csv"
+    path.write_text("first_name,phone\nAna,(312) 555-0100\n", encoding="utf-8")
+
+    result = run(clinics, "patients", "import", str(path), "--clinic", "back-clinic",
+                 "--map", "Cell=fone")  # fmt: skip
+
+    assert result.exit_code == 1
+    assert "--map 'Cell=fone'" in result.stderr
