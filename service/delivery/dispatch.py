@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.db.dialects import for_update_skip_locked, insert_ignoring_duplicates
-from service.enrollment.optouts import normalize_address, opted_out_among
+from service.enrollment.optouts import Key, listed, opted_out_among, patient_addresses
 from service.enrollment.plans import schedule_for
 from service.enrollment.scheduling import (
     Occurrence,
@@ -87,7 +87,7 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
     result.claimed = len(item_ids)
     if item_ids:
         patients = _load_patients(session, item_ids)
-        addresses = [a for p in patients for a in (p.phone, p.email)]
+        addresses = [a for p in patients for a in patient_addresses(p)]
         opted_out = opted_out_among(session=session, addresses=addresses)
         first_out = first_reminders_out(session=session, patients=patients, now=now)
         run = _Pass(session, rules, now, opted_out, first_out, result)
@@ -116,14 +116,14 @@ def _load_patients(session: Session, item_ids: Sequence[int]) -> list[Patient]:
     return list(session.scalars(query))
 
 
-def channels_for(patient: Patient, opted_out: set[str]) -> list[tuple[Channel, str]]:
+def channels_for(patient: Patient, opted_out: set[Key]) -> list[tuple[Channel, str]]:
     """The channels a reminder can still go out on, with the address for each."""
     found = []
     for channel in patient.channel.channels():
         address = patient.phone if channel is Channel.SMS else patient.email
         if channel is Channel.SMS and patient.phone_invalid_code:
             continue
-        if address and normalize_address(address) not in opted_out:
+        if address and not listed(opted_out, channel, address):
             found.append((channel, address))
     return found
 
@@ -133,7 +133,7 @@ class _Pass:
     session: Session
     rules: DispatchRules
     now: dt.datetime
-    opted_out: set[str]
+    opted_out: set[Key]
     first_out: dict[int, dt.datetime]
     result: DispatchResult
     rows: list[dict[str, object]] = field(default_factory=list)

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from service.enrollment.clinics import add_clinic
 from service.enrollment.importing import ImportFileError, ImportResult, canonical_column, import_csv
-from service.enrollment.patients import EnrollmentRequest, enroll
+from service.enrollment.patients import EnrollmentRequest, enroll, remove
 from service.enrollment.plans import schedule_for
 from service.enrollment.scheduling import next_due_by_item
-from service.models import AuditEvent, Clinic, Patient, PlanItem, Reminder
+from service.models import AuditEvent, Clinic, Patient, PatientStatus, PlanItem, Reminder
 from tests.conftest import Database
 
 NOW = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
@@ -328,6 +328,60 @@ def test_a_phone_already_enrolled_is_unchanged_not_an_error(
     assert (result.added, result.unchanged, result.errors) == (0, 1, [])
 
 
+def test_family_members_sharing_a_phone_are_each_added(
+    committed_db: Database, clinic: Clinic, tmp_path: Path
+) -> None:
+    with committed_db.sessions() as session, session.begin():
+        request = EnrollmentRequest(first_name="Ana", phone="312 555 0100")
+        enroll(session=session, clinic=clinic, request=request, actor=ACTOR, now=NOW)
+    path = tmp_path / "family.csv"
+    path.write_text(
+        "first_name,phone\nANA,(312) 555-0100\nLuis,(312) 555-0100\nluis,312 555 0100\n",
+        encoding="utf-8",
+    )
+
+    first = run(committed_db, clinic, path)
+    again = run(committed_db, clinic, path)
+
+    assert (first.added, first.unchanged, first.errors) == (1, 2, [])
+    assert (again.added, again.unchanged) == (0, 3)
+    with committed_db.sessions() as session:
+        names = session.scalars(select(Patient.first_name).order_by(Patient.id)).all()
+    assert names == ["Ana", "Luis"]
+
+
+def test_a_row_naming_a_removed_patient_reactivates_them(
+    committed_db: Database, clinic: Clinic, tmp_path: Path
+) -> None:
+    with committed_db.sessions() as session, session.begin():
+        request = EnrollmentRequest(first_name="Ana", phone="312 555 0100")
+        ana = enroll(session=session, clinic=clinic, request=request, actor=ACTOR, now=NOW)
+        remove(session=session, patient=ana, actor=ACTOR, now=NOW)
+    path = write_csv(tmp_path / "back.csv", [["ana", "(312) 555-0100", "", "", "", "", ""]])
+
+    dry = run(committed_db, clinic, path, dry_run=True)
+    first = run(committed_db, clinic, path)
+    again = run(committed_db, clinic, path)
+
+    assert (dry.added, dry.reactivated, dry.unchanged) == (0, 1, 0)
+    assert (first.added, first.reactivated, first.unchanged) == (0, 1, 0)
+    assert (again.added, again.reactivated, again.unchanged) == (0, 0, 1)
+    with committed_db.sessions() as session:
+        patient = session.scalars(select(Patient)).one()
+        actions = session.scalars(
+            select(AuditEvent.action).where(AuditEvent.patient_id == patient.id)
+        ).all()
+        welcomes = session.scalar(
+            select(func.count()).where(
+                Reminder.patient_id == patient.id, Reminder.kind == "welcome"
+            )
+        )
+    assert (patient.id, patient.status) == (ana.id, PatientStatus.ACTIVE)
+    assert actions.count("reactivate") == 1
+    assert actions.count("consent") == 2
+    assert welcomes == 2
+
+
 def test_a_phone_enrolled_while_the_import_runs_is_skipped_not_duplicated(
     committed_db: Database, clinic: Clinic, tmp_path: Path
 ) -> None:
@@ -338,7 +392,7 @@ def test_a_phone_enrolled_while_the_import_runs_is_skipped_not_duplicated(
     def enroll_meanwhile(done: int, total: int) -> None:
         if done == 0:
             with committed_db.sessions() as session, session.begin():
-                request = EnrollmentRequest(first_name="Early", phone=good_row(3)[1])
+                request = EnrollmentRequest(first_name="patient 3", phone=good_row(3)[1])
                 enroll(session=session, clinic=clinic, request=request, actor=ACTOR, now=NOW)
 
     result = run(committed_db, clinic, path, progress=enroll_meanwhile)
