@@ -28,6 +28,7 @@ done_nothing_open      first_name
 skip_ack               first_name
 snooze_ack             first_name, n (minutes until the reminder comes back)
 snooze_too_late        first_name (LATER came too late in the waking day for a re-send)
+snooze_tomorrow        first_name, at (local datetime of the next waking morning's re-send)
 pause_ack              first_name, n (days paused)
 pain_ack               first_name, n (the 0-10 score recorded)
 out_of_range           first_name, command ("pause" or "pain"), low, high (the range it takes)
@@ -101,6 +102,7 @@ SYSTEM_MESSAGES: tuple[str, ...] = (
     "skip_ack",
     "snooze_ack",
     "snooze_too_late",
+    "snooze_tomorrow",
     "pause_ack",
     "pain_ack",
     "out_of_range",
@@ -599,6 +601,7 @@ def _message_context(message: str, locale: str) -> dict[str, object]:
         },
         "clinic_digest": _digest_context(),
         "warning_sign": {"emergency_number": WORST_EMERGENCY_NUMBER},
+        "snooze_tomorrow": {"at": _WORST_AT},
         # PAUSE's answer is the longer of the two the template holds.
         "out_of_range": {"command": "pause", "low": 1, "high": 60},
         "program_complete": {"done": 999, "sent": 999},

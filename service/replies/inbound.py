@@ -45,7 +45,7 @@ from service.delivery.rendering import TemplateError, render_sms
 from service.enrollment import optouts
 from service.enrollment.patients import pause
 from service.enrollment.plans import refresh_next_due, waking_window
-from service.enrollment.scheduling import may_send_at
+from service.enrollment.scheduling import may_send_at, next_waking_minute
 from service.masking import mask_phone
 from service.models import (
     Channel,
@@ -60,7 +60,7 @@ from service.models import (
 from service.replies.alerts import record_alerts
 from service.replies.emergency import emergency_number
 from service.replies.outcomes import record_outcome
-from service.replies.parser import Command, Reply, clip, parse_reply
+from service.replies.parser import Command, LaterKind, Reply, clip, parse_reply
 
 log = logging.getLogger(__name__)
 
@@ -364,15 +364,29 @@ def _latest_open(ctx: InboundContext) -> Reminder | None:
     ).first()
 
 
+def snooze_due(reply: Reply, patient: Patient, now: dt.datetime) -> dt.datetime:
+    """When LATER asks for the reminder again: in the minutes it names ("in an hour"), the
+    start of the next waking day ("tomorrow"), or 30 minutes by default."""
+    delay = reply.delay
+    if delay is None or (delay.kind is LaterKind.MINUTES and not delay.minutes):
+        return now + SNOOZE_DELAY
+    if delay.kind is LaterKind.MINUTES:
+        return now + dt.timedelta(minutes=delay.minutes or 0)
+    zone = ZoneInfo(patient.timezone)
+    tomorrow = now.astimezone(zone).date() + dt.timedelta(days=1)
+    midnight = dt.datetime.combine(tomorrow, dt.time(0), tzinfo=zone)
+    return next_waking_minute(waking_window(patient), after=midnight)
+
+
 def _snooze(ctx: InboundContext) -> Command:
-    """One re-send of the latest open reminder in 30 minutes, if that is still inside the
-    patient's waking window (else nothing: the reply says so)."""
+    """One re-send of the latest open reminder when LATER asks (``snooze_due``), if that is
+    inside the patient's waking window (else nothing: the reply says so)."""
     session, now = ctx.session, ctx.now
     reminder = _latest_open(ctx)
     if reminder is None:
         return Command.SNOOZE
     _attach(ctx.inbound, reminder.patient, reminder)
-    due_at = now + SNOOZE_DELAY
+    due_at = snooze_due(ctx.reply, reminder.patient, now)
     if not may_send_at(waking_window(reminder.patient), due_at) or _snooze_pending(
         session, reminder, due_at
     ):
@@ -576,14 +590,19 @@ def _answer_reminder(ctx: InboundContext) -> list[Answer]:
     command = Command(inbound.command)
     if command is Command.DONE:
         return [("done_ack", {"kind": reminder.kind})]
-    if command is Command.SNOOZE and may_send_at(
-        waking_window(reminder.patient), inbound.received_at + SNOOZE_DELAY
-    ):
-        return [("snooze_ack", {"n": int(SNOOZE_DELAY.total_seconds() // 60)})]
     if command is Command.SNOOZE:
-        # Too late in the patient's day for a re-send: the reminder is let go.
-        return [("snooze_too_late", {})]
+        return [_snooze_answer(ctx.reply, reminder.patient, inbound.received_at)]
     return [("skip_ack", {})]
+
+
+def _snooze_answer(reply: Reply, patient: Patient, now: dt.datetime) -> Answer:
+    due_at = snooze_due(reply, patient, now)
+    if not may_send_at(waking_window(patient), due_at):
+        # Too late in the patient's day for a re-send: the reminder is let go.
+        return ("snooze_too_late", {})
+    if reply.delay is not None and reply.delay.kind is LaterKind.NEXT_MORNING:
+        return ("snooze_tomorrow", {"at": due_at.astimezone(ZoneInfo(patient.timezone))})
+    return ("snooze_ack", {"n": int((due_at - now).total_seconds() // 60)})
 
 
 def _answer_number(ctx: InboundContext) -> list[Answer]:

@@ -891,3 +891,53 @@ def test_a_warning_from_a_family_phone_writes_one_alert_per_patient_of_the_clini
         (ana.id, clinic.id),
         (luis.id, clinic.id),
     ]
+
+
+# --- LATER as the patient asks -------------------------------------------------------------
+
+
+def _snoozed(session: Session) -> Reminder:
+    return session.scalars(
+        select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)
+    ).one()
+
+
+def test_later_in_an_hour_comes_back_in_an_hour(session: Session, settings: Settings) -> None:
+    patient = make_patient(session, make_clinic(session))
+    add_reminder(session, patient)
+
+    result = sms(session, settings, patient, "in an hour please")
+
+    assert _snoozed(session).due_at == NOW + dt.timedelta(hours=1)
+    assert result.reply_text is not None
+    assert "60 minutes" in result.reply_text
+
+
+def test_later_tomorrow_comes_back_at_the_start_of_the_next_waking_day(
+    session: Session, settings: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session))  # Chicago, awake 08:00-20:00
+    add_reminder(session, patient)
+
+    result = sms(session, settings, patient, "tomorrow")
+
+    # 10:00 CST on 10 February: again at 08:00 CST on the 11th.
+    assert _snoozed(session).due_at == dt.datetime(2026, 2, 11, 14, 0, tzinfo=dt.UTC)
+    assert result.reply_text is not None
+    assert "tomorrow at 08:00" in result.reply_text
+
+
+def test_later_for_a_time_past_the_waking_day_is_let_go(
+    session: Session, settings: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session))
+    add_reminder(session, patient)
+
+    result = sms(session, settings, patient, "in 12 hours")
+
+    assert (
+        session.scalars(select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)).all()
+        == []
+    )
+    assert result.reply_text is not None
+    assert "late in your day" in result.reply_text
