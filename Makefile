@@ -61,6 +61,8 @@ migrate: $(STAMP) ## apply migrations to PTNUDGE_DATABASE_URL
 bench: $(STAMP) ## benchmarks (PostgreSQL + Redis on 127.0.0.1); prints tables
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/dispatch_bench.py
+	$(BIN)/python bench/inbound_bench.py
 
 clean: ## remove the venv, caches and local databases
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .ptnudge ptnudge.db ptnudge-broker.db

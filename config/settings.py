@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     )
     smtp_url: str | None = Field(None, validation_alias="PTNUDGE_SMTP_URL")
     email_from: str | None = Field(None, validation_alias="PTNUDGE_EMAIL_FROM")
+    # Where a clinic's warning-sign alerts go when the clinic has no address of its own.
+    alert_email: str | None = Field(None, validation_alias="PTNUDGE_ALERT_EMAIL")
     # Prefix for every key ptnudge's Celery puts in Redis: several deployments (or test
     # runs) can share one Redis without seeing each other's queues.
     broker_key_prefix: str = Field("", max_length=64, validation_alias="PTNUDGE_BROKER_KEY_PREFIX")

@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    ColumnElement,
     Date,
     Enum,
     ForeignKey,
@@ -23,9 +24,12 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    and_,
+    exists,
+    or_,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from service.db import Base
 
@@ -70,6 +74,12 @@ class PatientStatus(enum.StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     REMOVED = "removed"
+    COMPLETED = "completed"  # the program reached its end date, or the patient was discharged
+
+    @property
+    def ended(self) -> bool:
+        """Nothing more is sent; enrolling the same phone and name again re-activates."""
+        return self in {PatientStatus.REMOVED, PatientStatus.COMPLETED}
 
 
 class ReminderStatus(enum.StrEnum):
@@ -144,10 +154,25 @@ class Clinic(Base):
 class Patient(Base):
     __tablename__ = "patients"
     __table_args__ = (
-        # Enrollment is idempotent on clinic + phone: a CSV imported twice adds nobody.
-        UniqueConstraint("clinic_id", "phone", name="uq_patients_clinic_phone"),
+        # Enrollment is idempotent on clinic + phone + first name, whatever its case: a CSV
+        # imported twice adds nobody, and family members may share one phone.
+        Index(
+            "uq_patients_clinic_phone_name",
+            "clinic_id",
+            "phone",
+            text("lower(first_name)"),
+            unique=True,
+        ),
         Index("ix_patients_phone", "phone"),
         Index("ix_patients_email", "email"),
+        # The tick's "whose program changes now" probe: only patients with a phase or an end
+        # ahead are in it.
+        Index(
+            "ix_patients_plan_changes",
+            "plan_changes_at",
+            postgresql_where=text("plan_changes_at IS NOT NULL"),
+            sqlite_where=text("plan_changes_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -162,6 +187,13 @@ class Patient(Base):
     wake_end: Mapped[dt.time] = mapped_column(Time())
     program_id: Mapped[str] = mapped_column(String(64))
     start_date: Mapped[dt.date] = mapped_column(Date())
+    end_date: Mapped[dt.date | None] = mapped_column(Date())  # last local day; None: open
+    phase: Mapped[int | None] = mapped_column(Integer)  # 0-based, in a progression only
+    # When the plan next changes by itself (a phase begins, the program ends): local midnight.
+    plan_changes_at: Mapped[dt.datetime | None] = mapped_column()
+    # The clinic's per-patient tuning, kept so that a new phase or an edit applies it again.
+    tunings: Mapped[list[str] | None] = mapped_column(JSON)
+    tuned_max_per_day: Mapped[int | None] = mapped_column(Integer)  # None: the program's
     max_per_day: Mapped[int] = mapped_column(Integer)
     status: Mapped[PatientStatus] = mapped_column(
         _enum(PatientStatus, "patient_status"), default=PatientStatus.ACTIVE
@@ -271,12 +303,13 @@ class Reminder(Base):
 
 
 class OptOut(Base):
-    """Addresses that asked for nothing more: checked at the moment of every send."""
+    """Addresses that asked for nothing more on one channel: checked at the moment of every
+    send. Keyed by channel first: a text STOP never opts out an email address."""
 
     __tablename__ = "opt_outs"
 
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"), primary_key=True)
     address: Mapped[str] = mapped_column(String(320), primary_key=True)  # E.164 or lower email
-    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
     source: Mapped[str] = mapped_column(String(40))  # sms_keyword, provider_21610, email_link…
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -315,6 +348,52 @@ class InboundMessage(Base):
         return self.needs_attention and self.acknowledged_at is None
 
 
+class AlertStatus(enum.StrEnum):
+    PENDING = "pending"  # written with the warning-sign reply; nobody has taken it yet
+    SENDING = "sending"  # claimed by one worker; the mail server may or may not have it
+    SENT = "sent"
+    FAILED = "failed"  # refused for good (a bad address): staff must look
+
+
+class ClinicAlert(Base):
+    """One email to a clinic about one patient's warning-sign reply, written in the reply's
+    own transaction so that no broker outage or worker crash can lose it."""
+
+    __tablename__ = "clinic_alerts"
+    __table_args__ = (
+        UniqueConstraint("inbound_id", "patient_id", name="uq_clinic_alerts_inbound_patient"),
+        # The sweeper's query: what is still unsent.
+        Index(
+            "ix_clinic_alerts_unsent",
+            "status",
+            "created_at",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+            sqlite_where=text("status IN ('pending', 'sending')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("inbound_messages.id", ondelete="CASCADE")
+    )
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    to_address: Mapped[str] = mapped_column(String(320))
+    status: Mapped[AlertStatus] = mapped_column(
+        _enum(AlertStatus, "alert_status"), default=AlertStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    provider_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(300), default=None)
+
+    inbound: Mapped[InboundMessage] = relationship()
+    patient: Mapped[Patient] = relationship()
+    clinic: Mapped[Clinic] = relationship()
+
+
 class PainScore(Base):
     __tablename__ = "pain_scores"
     __table_args__ = (Index("ix_pain_patient", "patient_id", "recorded_at"),)
@@ -338,3 +417,17 @@ class AuditEvent(Base):
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"))
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+def went_out() -> ColumnElement[bool]:
+    """The one definition of "this reminder reached the patient", for adherence and every
+    report: it was sent or delivered, or it was merged into a message that was (a combined
+    SMS names every kind in it, so each kind in it went out)."""
+    head = aliased(Reminder)
+    carried = exists().where(
+        head.id == Reminder.merged_into_id, head.status.in_(DELIVERED_STATUSES)
+    )
+    return or_(
+        Reminder.status.in_(DELIVERED_STATUSES),
+        and_(Reminder.status == ReminderStatus.MERGED, carried),
+    )

@@ -15,6 +15,7 @@ from config.settings import Settings
 from service.delivery.sending import RetryPolicy, SendOutcome, Transports, send_reminders
 from service.delivery.status import broker_queue_depth
 from service.delivery.ticking import run_sweep, run_tick
+from service.replies.alerts import send_unsent
 from tasks.app import app
 from tasks.locks import single_flight
 from tasks.runtime import get_runtime
@@ -111,5 +112,7 @@ def sweep() -> int:
             sms=runtime.sms,
             queue_empty=depth is None or depth == 0,
         )
+        # Clinic alerts the web app could not hand over (broker down) or a worker dropped.
+        send_unsent(sessions=runtime.sessions, transport=runtime.email)
     enqueue_sends(app, result.requeued)
     return len(result.requeued)

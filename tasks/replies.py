@@ -2,8 +2,9 @@
 
 The web app publishes it (``tasks.publish``) after its transaction commits; the task takes the
 inbound message's id, and retries only what may succeed later (the SMTP server busy or down,
-the database unreachable). A permanent refusal is logged and dropped: retrying cannot fix it,
-and the reply stays flagged for the clinic in the database.
+the database unreachable). A permanent refusal marks the alert failed: retrying cannot fix it,
+and the reply stays flagged for the clinic in the database. Whatever this task never gets
+to (a broker outage, a crash) the sweeper sends (``service.replies.alerts.send_unsent``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 
-from service.db import transaction
-from service.replies.alerts import send_clinic_alert
+from service.replies.alerts import send_alerts
 from service.transports.base import TransportError
 from tasks.app import app
 from tasks.runtime import get_runtime
@@ -37,13 +37,7 @@ class TransientError(Exception):
 def send_clinic_alert_task(inbound_id: int) -> None:
     runtime = get_runtime(app)
     try:
-        with transaction(runtime.sessions) as session:
-            send_clinic_alert(
-                session=session,
-                settings=runtime.settings,
-                inbound_id=inbound_id,
-                transport=runtime.email,
-            )
+        send_alerts(sessions=runtime.sessions, transport=runtime.email, inbound_id=inbound_id)
     except TransportError as exc:
         if not exc.permanent:
             raise TransientError(str(exc)) from exc

@@ -1,4 +1,4 @@
-"""``ptnudge clinics add|list``."""
+"""``ptnudge clinics add|edit|list``."""
 
 from __future__ import annotations
 
@@ -39,7 +39,10 @@ def add(
     name: Annotated[str, typer.Option(help="Name patients see in messages.")],
     phone: Annotated[str, typer.Option(help="International format, e.g. +13125550100.")],
     timezone: Annotated[str, typer.Option(help="IANA zone, e.g. America/Chicago.")],
-    email: Annotated[str | None, typer.Option(help="Contact address.")] = None,
+    email: Annotated[
+        str | None,
+        typer.Option(help="Where warning-sign alerts go (required without PTNUDGE_ALERT_EMAIL)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a clinic. Its phone's country is the default region for patients' numbers."""
@@ -53,11 +56,40 @@ def add(
             email=email,
             actor=ctx.actor,
         )
+        # After the field checks, so a bad phone is named first; refusing rolls it all back.
+        clinics.require_alert_address(email=email, fallback=ctx.settings.alert_email)
         doc = clinic_document(clinic, 0)
     if as_json:
         output.print_json(doc)
     else:
         output.say(f"added clinic {doc['slug']} (id {doc['id']}, region {doc['region']})")
+
+
+@clinics_app.command("edit")
+def edit(
+    slug: Annotated[str, typer.Argument(help="The clinic's slug.")],
+    *,
+    name: Annotated[str | None, typer.Option(help="Name patients see in messages.")] = None,
+    phone: Annotated[str | None, typer.Option(help="International format.")] = None,
+    email: Annotated[str | None, typer.Option(help="Where warning-sign alerts go.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a clinic's name, phone or alert address (validated like add, audited)."""
+    with command_context() as ctx, output.input_errors(), transaction(ctx.sessions) as session:
+        clinic = clinics.edit_clinic(
+            session=session,
+            slug=slug,
+            actor=ctx.actor,
+            fallback_email=ctx.settings.alert_email,
+            name=name,
+            phone=phone,
+            email=email,
+        )
+        doc = clinic_document(clinic)
+    if as_json:
+        output.print_json(doc)
+    else:
+        output.say(f"updated clinic {doc['slug']}")
 
 
 @clinics_app.command("list")

@@ -165,7 +165,8 @@ def demo(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Queue depth, due backlog, last tick, reminders by status in the last 24 h, opt-outs today."""
+    """Queue depth, due backlog, last tick, reminders by status in the last 24 h, opt-outs
+    today, clinic alerts not yet sent."""
     with command_context() as ctx, ctx.sessions() as session:
         found = collect_status(session=session, settings=ctx.settings)
     if as_json:

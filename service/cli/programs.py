@@ -21,7 +21,7 @@ def _load_each(extra_dir: Path | None) -> tuple[list[Program], list[str]]:
     found, broken = [], []
     for path in programs.program_files(extra_dir).values():
         try:
-            found.append(programs.load_program_file(path))
+            found.append(programs.load_program_file(path, extra_dir))
         except ProgramError as exc:
             broken.append(str(exc))
     return found, broken
@@ -40,11 +40,18 @@ def list_(as_json: JsonFlag = False) -> None:
     else:
         output.print_table(
             title="Programs",
-            columns=("id", "name", "items", "max/day"),
-            rows=[(p.id, p.name, len(p.items), p.max_per_day) for p in found],
+            columns=("id", "name", "items", "max/day", "length"),
+            rows=[(p.id, p.name, *_shape(p)) for p in found],
         )
     if broken:
         output.fail("\n".join(broken))
+
+
+def _shape(program: Program) -> tuple[str, str, str]:
+    length = f"{program.duration_days // 7}w" if program.duration_days else "open-ended"
+    if program.phases:
+        return f"{len(program.phases)} phases", "per phase", length
+    return str(len(program.items)), str(program.max_per_day), length
 
 
 @programs_app.command("show")
@@ -60,6 +67,16 @@ def show(
     output.say(f"{program.id}: {program.name}")
     if program.description:
         output.say(program.description)
+    for number, phase in enumerate(program.phases, start=1):
+        output.say(f"phase {number}: {phase.program.id}, {phase.weeks} week(s)")
+        _print_items(phase.program)
+    if not program.phases:
+        _print_items(program)
+        if program.duration_days:
+            output.say(f"lasts {programs.format_duration(program.duration_days)}")
+
+
+def _print_items(program: Program) -> None:
     output.print_table(
         title=None,
         columns=("kind", "when"),
@@ -85,7 +102,8 @@ def validate(
         except ProgramError as exc:
             problems.append(str(exc))
             continue
-        output.say(f"ok  {path.name} ({len(program.items)} items)")
+        size = f"{len(program.phases)} phases" if program.phases else f"{len(program.items)} items"
+        output.say(f"ok  {path.name} ({size})")
         warning = programs.fit_warning(program)
         if warning is not None:
             output.note(f"warning: {warning}")
@@ -96,4 +114,4 @@ def validate(
 def _load_file(path: Path) -> Program:
     if not path.is_file():
         raise ProgramError(f"{path}: no such file")
-    return programs.load_program_file(path)
+    return programs.load_program_file(path, settings_or_exit().programs_dir)

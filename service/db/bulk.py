@@ -62,7 +62,7 @@ class BulkLoader(ABC, Generic[R]):
         columns: Columns,
         rows: Sequence[Values],
         *,
-        unique: Sequence[str],
+        unique: Sequence[str | ColumnElement[Any]],
         returning: Sequence[ColumnElement[Any]],
     ) -> list[Values]:
         """Insert rows of Python values, skipping those whose ``unique`` columns are stored
@@ -95,7 +95,7 @@ class SQLiteLoader(BulkLoader[Values]):
         columns: Columns,
         rows: Sequence[Values],
         *,
-        unique: Sequence[str],
+        unique: Sequence[str | ColumnElement[Any]],
         returning: Sequence[ColumnElement[Any]],
     ) -> list[Values]:
         statement = (
@@ -138,7 +138,7 @@ class PostgreSQLLoader(BulkLoader[str]):
         columns: Columns,
         rows: Sequence[Values],
         *,
-        unique: Sequence[str],
+        unique: Sequence[str | ColumnElement[Any]],
         returning: Sequence[ColumnElement[Any]],
     ) -> list[Values]:
         """COPY into a scratch table (same column types, no defaults: copying into a table

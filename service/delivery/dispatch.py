@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.db.dialects import for_update_skip_locked, insert_ignoring_duplicates
-from service.enrollment.optouts import normalize_address, opted_out_among
+from service.enrollment.optouts import Key, listed, opted_out_among, patient_addresses
 from service.enrollment.plans import schedule_for
 from service.enrollment.scheduling import (
     Occurrence,
@@ -86,13 +87,15 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
     result.claimed = len(item_ids)
     if item_ids:
         patients = _load_patients(session, item_ids)
-        addresses = [a for p in patients for a in (p.phone, p.email)]
+        addresses = [a for p in patients for a in patient_addresses(p)]
         opted_out = opted_out_among(session=session, addresses=addresses)
-        run = _Pass(session, rules, now, opted_out, result)
+        first_out = first_reminders_out(session=session, patients=patients, now=now)
+        run = _Pass(session, rules, now, opted_out, first_out, result)
         for patient in patients:
             run.dispatch_patient(patient)
         # One multi-row INSERT … RETURNING for the whole batch, not one per patient.
         _insert(session, run.rows, {p.id: p for p in patients}, rules, result)
+        _store_advances(session, run.advances)
     result.to_send.extend(_queue_one_offs(session, rules, now, result))
     return result
 
@@ -113,14 +116,14 @@ def _load_patients(session: Session, item_ids: Sequence[int]) -> list[Patient]:
     return list(session.scalars(query))
 
 
-def channels_for(patient: Patient, opted_out: set[str]) -> list[tuple[Channel, str]]:
+def channels_for(patient: Patient, opted_out: set[Key]) -> list[tuple[Channel, str]]:
     """The channels a reminder can still go out on, with the address for each."""
     found = []
     for channel in patient.channel.channels():
         address = patient.phone if channel is Channel.SMS else patient.email
         if channel is Channel.SMS and patient.phone_invalid_code:
             continue
-        if address and normalize_address(address) not in opted_out:
+        if address and not listed(opted_out, channel, address):
             found.append((channel, address))
     return found
 
@@ -130,9 +133,11 @@ class _Pass:
     session: Session
     rules: DispatchRules
     now: dt.datetime
-    opted_out: set[str]
+    opted_out: set[Key]
+    first_out: dict[int, dt.datetime]
     result: DispatchResult
     rows: list[dict[str, object]] = field(default_factory=list)
+    advances: list[dict[str, object]] = field(default_factory=list)
 
     def dispatch_patient(self, patient: Patient) -> None:
         schedule = schedule_for(patient, min_gap=self.rules.min_gap)
@@ -158,7 +163,9 @@ class _Pass:
             for channel in channels
         ]
         self.result.expired += len(rows)
-        quiet = Engagement.for_patient(self.session, patient, schedule, self.now)
+        quiet = Engagement.for_patient(
+            self.session, patient, schedule, self.now, first_out=self.first_out.get(patient.id)
+        )
         for group in (group for group in groups if group[0].due_at <= self.now):
             stale = self.now - group[0].due_at > self.rules.stale_after
             status = (
@@ -167,7 +174,8 @@ class _Pass:
             for channel in channels:
                 rows.extend(_row(patient, o, channel, status=status, now=self.now) for o in group)
         self.rows.extend(rows)
-        _advance([item for item in due_items if item.id not in later], schedule, lookahead)
+        moving = [item for item in due_items if item.id not in later]
+        self.advances.extend(_advance(moving, schedule, lookahead))
 
     def add_system_message(
         self, patient: Patient, kind: str, channels: list[tuple[Channel, str]]
@@ -206,13 +214,19 @@ class Engagement:
 
     @classmethod
     def for_patient(
-        cls, session: Session, patient: Patient, schedule: PatientSchedule, now: dt.datetime
+        cls,
+        session: Session,
+        patient: Patient,
+        schedule: PatientSchedule,
+        now: dt.datetime,
+        *,
+        first_out: dt.datetime | None,
     ) -> Engagement:
         """1. Silent: three days without a reply, counted from the later of the last reply
            and the first reminder that went out (none out yet: not silent).
         2. Whether the re-engagement message was sent since.
         3. How many reminders are out today, and which kind today's one is."""
-        heard = _last_heard(session, patient, now)
+        heard = _last_heard(patient, first_out, now)
         if heard is None or now - heard < SILENT_AFTER:
             return cls(silent=False)
         zone = ZoneInfo(patient.timezone)
@@ -266,21 +280,42 @@ def backoff_kind(
     return None
 
 
-def _last_heard(session: Session, patient: Patient, now: dt.datetime) -> dt.datetime | None:
-    """The later of the last reply and the first reminder that went out; None while no
-    reminder has gone out (a patient who starts next week is not silent this week)."""
-    if patient.last_reply_at is not None and now - patient.last_reply_at < SILENT_AFTER:
-        return patient.last_reply_at  # answered lately: no need to look further
-    first_out = session.scalar(
+def _answered_lately(patient: Patient, now: dt.datetime) -> bool:
+    return patient.last_reply_at is not None and now - patient.last_reply_at < SILENT_AFTER
+
+
+def first_reminders_out(
+    *, session: Session, patients: Sequence[Patient], now: dt.datetime
+) -> dict[int, dt.datetime]:
+    """When each patient's first reminder went out, in one query for the whole batch (one
+    query per patient was half the cost of a pass). Patients who answered lately are left
+    out: their back-off needs no history."""
+    ids = [patient.id for patient in patients if not _answered_lately(patient, now)]
+    if not ids:
+        return {}
+    first = (
         select(Reminder.sent_at)
         .where(
-            Reminder.patient_id == patient.id,
+            Reminder.patient_id == Patient.id,
             Reminder.actionable.is_(True),
             Reminder.sent_at.is_not(None),
         )
         .order_by(Reminder.due_at)  # ix_reminders_patient_due: stops at the first one
         .limit(1)
+        .correlate(Patient)
+        .scalar_subquery()
     )
+    rows = session.execute(select(Patient.id, first).where(Patient.id.in_(ids))).all()
+    return {patient_id: sent for patient_id, sent in rows if sent is not None}
+
+
+def _last_heard(
+    patient: Patient, first_out: dt.datetime | None, now: dt.datetime
+) -> dt.datetime | None:
+    """The later of the last reply and the first reminder that went out; None while no
+    reminder has gone out (a patient who starts next week is not silent this week)."""
+    if _answered_lately(patient, now):
+        return patient.last_reply_at
     if first_out is None:
         return None
     return max(first_out, patient.last_reply_at or first_out)
@@ -448,11 +483,33 @@ def _insert_new(
     return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in found]
 
 
-def _advance(items: Sequence[PlanItem], schedule: PatientSchedule, after: dt.datetime) -> None:
+def _advance(
+    items: Sequence[PlanItem], schedule: PatientSchedule, after: dt.datetime
+) -> list[dict[str, object]]:
+    """Each item's move to its next due time, for ``_store_advances``.
+
+    The loaded items take the new values as already stored: marked dirty instead, the ORM
+    would flush them one UPDATE each, inside the reminder INSERT's autoflush."""
     upcoming = next_due_by_item(schedule, after=after)
+    moves: list[dict[str, object]] = []
     for item in items:
-        item.last_due_at = item.next_due_at
-        item.next_due_at = upcoming.get(item.id)
+        moves.append({"item": item.id, "last": item.next_due_at, "next": upcoming.get(item.id)})
+        set_committed_value(item, "last_due_at", item.next_due_at)
+        set_committed_value(item, "next_due_at", upcoming.get(item.id))
+    return moves
+
+
+_ADVANCE = (
+    update(PlanItem.__table__)  # type: ignore[arg-type]
+    .where(PlanItem.__table__.c.id == bindparam("item"))
+    .values(last_due_at=bindparam("last"), next_due_at=bindparam("next"))
+)
+
+
+def _store_advances(session: Session, moves: list[dict[str, object]]) -> None:
+    """One executemany by primary key for the whole batch (Core: no ORM bookkeeping)."""
+    if moves:
+        session.execute(_ADVANCE, moves)
 
 
 def _ready_to_go(session: Session, ids: list[int], now: dt.datetime) -> list[int]:

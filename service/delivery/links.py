@@ -153,7 +153,7 @@ def _unsubscribe(*, session: Session, reminder: Reminder, now: dt.datetime) -> b
     if address is None:
         # Saying "unsubscribed" here would be a lie: texts stop with a STOP reply.
         raise LinkError("no_email")
-    if optouts.is_opted_out(session=session, address=address):
+    if optouts.is_opted_out(session=session, address=address, channel=Channel.EMAIL):
         return False
     optouts.opt_out(
         session=session,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import phonenumbers
@@ -59,15 +59,18 @@ def compose(
     seed: int,
     urls: UrlBuilder,
     reminder_id: int | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> Composition:
     """Render the message for one or more reminder kinds (several: the ``combined`` message),
-    or a system message such as ``welcome``. ``seed`` rotates the wording."""
+    or a system message such as ``welcome``. ``seed`` rotates the wording; ``extra`` is what
+    a system message says beyond the patient (the closing message's figures)."""
     message = kinds[0] if len(kinds) == 1 else "combined"
     context: dict[str, object] = {
         **patient_context(patient, clinic),
         "kind": kinds[0],
         "kinds": list(kinds),
         "per_day": patient.max_per_day,
+        **(extra or {}),
     }
     if channel is Channel.EMAIL:
         # Every patient email carries its unsubscribe link; a preview (no row yet) shows the

@@ -1,7 +1,8 @@
 """What a patient will get: the reminders that would go out, when, and in which words.
 
 The same rules as the dispatcher and the send task: the scheduler's occurrences, reminders
-close together merged into one message, one message per channel still open to the patient.
+close together merged into one message, one message per channel still open to the patient;
+a progression's later phases from their first day, nothing after the program's end date.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from config.settings import Settings
 from service.delivery.dispatch import channels_for
 from service.delivery.links import UrlBuilder
 from service.delivery.messages import compose
-from service.enrollment.optouts import opted_out_among, opted_out_channels
-from service.enrollment.plans import schedule_for
-from service.enrollment.scheduling import group_close, occurrences
+from service.enrollment.optouts import opted_out_among, opted_out_channels, patient_addresses
+from service.enrollment.plans import patient_program, program_occurrences, schedule_for
+from service.enrollment.programs import Program, ProgramError
+from service.enrollment.scheduling import group_close
 from service.models import Channel, Patient, PatientStatus
 
 
@@ -52,11 +54,16 @@ def preview(
     days: int,
 ) -> list[PreviewEntry]:
     gap = dt.timedelta(minutes=settings.min_gap_minutes)
-    schedule = schedule_for(patient, min_gap=gap)
-    if schedule is None:
+    if schedule_for(patient, min_gap=gap) is None:
         return []
-    found = occurrences(schedule, start=start, end=start + dt.timedelta(days=days))
-    opted_out = opted_out_among(session=session, addresses=(patient.phone, patient.email))
+    found = program_occurrences(
+        patient=patient,
+        program=_program(patient, settings),
+        start=start,
+        end=start + dt.timedelta(days=days),
+        min_gap=gap,
+    )
+    opted_out = opted_out_among(session=session, addresses=patient_addresses(patient))
     channels = [channel for channel, _ in channels_for(patient, opted_out)]
     zone = ZoneInfo(patient.timezone)
     entries = []
@@ -88,8 +95,8 @@ def preview(
 
 def silence_reasons(*, session: Session, patient: Patient) -> list[str]:
     """Why some or all of the patient's reminders would not go out, in words for staff."""
-    if patient.status is PatientStatus.REMOVED:
-        return ["the patient was removed or finished the program: nothing goes out"]
+    if patient.status.ended:
+        return [f"the patient is {patient.status.value}: nothing goes out"]
     reasons = []
     if patient.status is PatientStatus.PAUSED and patient.paused_until is None:
         reasons.append(
@@ -111,3 +118,11 @@ def _opted_out_reason(patient: Patient, channel: Channel) -> str:
         f"{channel.value}: {address} is on the opt-out ledger (it asked for no more messages); "
         f"nothing goes out by {channel.value} until the patient {lift}"
     )
+
+
+def _program(patient: Patient, settings: Settings) -> Program | None:
+    # Without the program file (deleted since), the current plan is shown to the end date.
+    try:
+        return patient_program(patient, settings.programs_dir)
+    except ProgramError:
+        return None

@@ -28,6 +28,7 @@ done_nothing_open      first_name
 skip_ack               first_name
 snooze_ack             first_name, n (minutes until the reminder comes back)
 snooze_too_late        first_name (LATER came too late in the waking day for a re-send)
+snooze_tomorrow        first_name, at (local datetime of the next waking morning's re-send)
 pause_ack              first_name, n (days paused)
 pain_ack               first_name, n (the 0-10 score recorded)
 out_of_range           first_name, command ("pause" or "pain"), low, high (the range it takes)
@@ -39,7 +40,9 @@ unknown_sender         (nothing)
 warning_sign           first_name, clinic_phone, emergency_number (the clinic's country's:
                        ``service.replies.emergency``)
 reengage               first_name
-clinic_alert (email)   clinic_name, first_name, patient_id, reply_text, received_at
+phase_change           first_name (a progression's next phase starts today)
+program_complete       first_name, done, sent (ints: reminders done of those delivered)
+clinic_alert (email)   clinic_name, first_name, patient_id, reply_text, reply_id, received_at
                        (aware datetime, in the clinic's zone)
 clinic_digest (email)  clinic_name, period_start, period_end (dates), threshold (0-1),
                        low_adherence: [{patient_id, first_name, adherence (0-1), done, sent}],
@@ -99,6 +102,7 @@ SYSTEM_MESSAGES: tuple[str, ...] = (
     "skip_ack",
     "snooze_ack",
     "snooze_too_late",
+    "snooze_tomorrow",
     "pause_ack",
     "pain_ack",
     "out_of_range",
@@ -109,6 +113,8 @@ SYSTEM_MESSAGES: tuple[str, ...] = (
     "unknown_sender",
     "warning_sign",
     "reengage",
+    "phase_change",
+    "program_complete",
     "combined",
 )
 # Messages that ask for a DONE reply: every reminder, and several merged into one.
@@ -121,6 +127,8 @@ EMAIL_MESSAGES: tuple[str, ...] = (
     "welcome",
     "reengage",
     "stop_confirm",
+    "phase_change",
+    "program_complete",
     *STAFF_MESSAGES,
 )
 
@@ -587,13 +595,16 @@ def _message_context(message: str, locale: str) -> dict[str, object]:
         "done_ack": {"kind": _longest(exercises, 1)[0]},
         "clinic_alert": {
             "patient_id": 1_234_567,
+            "reply_id": 123_456_789_012,
             "received_at": _WORST_AT,
             "reply_text": "Since yesterday my legs feel numb & weak <b>when</b> I walk. " * 5,
         },
         "clinic_digest": _digest_context(),
         "warning_sign": {"emergency_number": WORST_EMERGENCY_NUMBER},
+        "snooze_tomorrow": {"at": _WORST_AT},
         # PAUSE's answer is the longer of the two the template holds.
         "out_of_range": {"command": "pause", "low": 1, "high": 60},
+        "program_complete": {"done": 999, "sent": 999},
     }
     return specific.get(message, {})
 

@@ -11,7 +11,9 @@ the database work of a message is a share of three statements, not a dozen round
    the waking window (``scheduling.may_send_at``) a planned reminder expires (the plan's
    next one is coming); any other message (welcome, re-engagement) waits, scheduled again
    for the window's next waking minute.
-2. Call the transport for each, outside any transaction.
+2. Call the transport for each, outside any transaction. Before each call the rest of the
+   batch is read again (ledger and patients' status, at most every ``RECHECK_AFTER``): a
+   STOP, pause or removal that arrives while the batch is in flight still wins.
 3. Record the provider ids and errors, in one transaction. A transient error before the
    provider accepted the message puts the reminder back in ``queued`` for a retry with
    backoff; one after it may have been accepted leaves it in ``sending`` for
@@ -38,7 +40,8 @@ from service.delivery.links import UrlBuilder
 from service.delivery.messages import Composition, body_digest, compose, merged_kinds, outbound
 from service.delivery.ratelimit import NoLimit, RateLimiter
 from service.enrollment import optouts
-from service.enrollment.plans import is_paused_at, waking_window
+from service.enrollment.patients import program_adherence
+from service.enrollment.plans import CLOSING_KIND, is_paused_at, waking_window
 from service.enrollment.scheduling import may_send_at, next_waking_minute
 from service.models import Channel, Patient, Reminder, ReminderStatus, utcnow
 from service.transports.base import Receipt, Transport, TransportError
@@ -118,7 +121,13 @@ def send_reminders(
         claims = _claim(session, settings, reminder_ids, clock(), results, urls=urls)
     sent: list[tuple[_Claimed, Receipt]] = []
     failed: list[tuple[_Claimed, TransportError]] = []
+    canceled: list[tuple[_Claimed, str]] = []
+    recheck = _Recheck(sessions=sessions, pending=claims, checked_at=clock())
     for claim in claims:
+        reason = recheck.unwanted(claim, now=clock())
+        if reason is not None:
+            canceled.append((claim, reason))
+            continue
         message = outbound(
             settings=settings,
             composition=claim.composition,
@@ -133,11 +142,12 @@ def send_reminders(
             sent.append((claim, transports.for_channel(claim.channel).send(message)))
         except TransportError as error:
             failed.append((claim, error))
-    if sent or failed:
+    if sent or failed or canceled:
         _record(
             sessions,
             sent=sent,
             failed=failed,
+            canceled=canceled,
             retry_policy=retry_policy,
             now=clock(),
             results=results,
@@ -148,10 +158,55 @@ def send_reminders(
 @dataclass(frozen=True)
 class _Claimed:
     reminder_id: int
+    patient_id: int
     address: str
     channel: Channel
     composition: Composition
     attempts: int  # including this one
+
+
+# A STOP, pause or removal committed after the claim still wins while the batch is in flight:
+# before each provider call the rest of the batch is checked again, at most this often (a
+# fast provider sends a batch of 20 in well under this; a slow one gets a check per message).
+RECHECK_AFTER = dt.timedelta(milliseconds=250)
+
+
+@dataclass
+class _Recheck:
+    """The opt-out ledger and the patients' status, read again for the claims not yet sent:
+    one short read per check (patients and ledger), never one per message of the batch."""
+
+    sessions: sessionmaker[Session]
+    pending: list[_Claimed]
+    checked_at: dt.datetime
+    found: dict[int, str] = field(default_factory=dict)  # reminder id -> why not to send
+
+    def unwanted(self, claim: _Claimed, *, now: dt.datetime) -> str | None:
+        if now - self.checked_at >= RECHECK_AFTER:
+            rest = self.pending[self.pending.index(claim) :]
+            self.found |= _unwanted_now(self.sessions, rest, now)
+            self.checked_at = now
+        return self.found.get(claim.reminder_id)
+
+
+def _unwanted_now(
+    sessions: sessionmaker[Session], claims: list[_Claimed], now: dt.datetime
+) -> dict[int, str]:
+    with sessions() as session:
+        ledger = optouts.opted_out_among(
+            session=session, addresses=((c.channel, c.address) for c in claims)
+        )
+        ids = {c.patient_id for c in claims}
+        patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(ids)))}
+    found = {}
+    for claim in claims:
+        patient = patients.get(claim.patient_id)
+        if optouts.listed(ledger, claim.channel, claim.address):
+            found[claim.reminder_id] = "opted out while the batch was being sent"
+        elif patient is None or is_paused_at(patient, now):
+            state = patient.status.value if patient is not None else "removed"
+            found[claim.reminder_id] = f"patient {state} while the batch was being sent"
+    return found
 
 
 def _claim(
@@ -174,7 +229,7 @@ def _claim(
         .order_by(Reminder.id)
     )
     reminders = list(session.scalars(for_update_skip_locked(query, session=session, of=Reminder)))
-    opted_out = optouts.opted_out_among(session=session, addresses=map(_address, reminders))
+    opted_out = optouts.opted_out_among(session=session, addresses=map(_keyed, reminders))
     merged = merged_kinds(session=session, head_ids=[reminder.id for reminder in reminders])
     claims = []
     for reminder in reminders:
@@ -194,20 +249,28 @@ def _claim(
         address = _address(reminder)  # today's number: the clinic may have corrected it
         if address is None:  # refused by _still_wanted already; this narrows the type
             continue
-        composition = _compose(settings, urls, reminder, merged.get(reminder.id, []))
-        reminder.status = ReminderStatus.SENDING
-        reminder.status_at = reminder.claimed_at = now
-        reminder.attempts += 1
-        reminder.to_address = address
-        reminder.body_digest = body_digest(composition.body)
-        claims.append(
-            _Claimed(reminder.id, address, reminder.channel, composition, reminder.attempts)
-        )
+        extra = _closing_figures(session, reminder)
+        composition = _compose(settings, urls, reminder, merged.get(reminder.id, []), extra)
+        claims.append(_mark_sending(reminder, address, composition, now))
     return claims
 
 
+def _mark_sending(
+    reminder: Reminder, address: str, composition: Composition, now: dt.datetime
+) -> _Claimed:
+    """``sending``, with what is about to leave: committed before the provider is called."""
+    reminder.status = ReminderStatus.SENDING
+    reminder.status_at = reminder.claimed_at = now
+    reminder.attempts += 1
+    reminder.to_address = address
+    reminder.body_digest = body_digest(composition.body)
+    return _Claimed(
+        reminder.id, reminder.patient_id, address, reminder.channel, composition, reminder.attempts
+    )
+
+
 def _still_wanted(
-    reminder: Reminder, settings: Settings, now: dt.datetime, opted_out: set[str]
+    reminder: Reminder, settings: Settings, now: dt.datetime, opted_out: set[optouts.Key]
 ) -> tuple[ReminderStatus, str] | None:
     """Why this reminder must not go out now, or None when it should."""
     patient = reminder.patient
@@ -216,7 +279,7 @@ def _still_wanted(
         # Opt-out is checked at the moment of sending, in the claim's own transaction: a STOP
         # committed before this point wins; one after it finds the reminder already leaving.
         (
-            address is not None and optouts.normalize_address(address) in opted_out,
+            optouts.listed(opted_out, reminder.channel, address),
             ReminderStatus.CANCELED,
             "opted out",
         ),
@@ -225,7 +288,11 @@ def _still_wanted(
             ReminderStatus.EXPIRED,
             "stale: due long ago",
         ),
-        (is_paused_at(patient, now), ReminderStatus.CANCELED, f"patient {patient.status.value}"),
+        (
+            is_paused_at(patient, now, message=reminder.kind),
+            ReminderStatus.CANCELED,
+            f"patient {patient.status.value}",
+        ),
         (
             reminder.channel is Channel.SMS and patient.phone_invalid_code is not None,
             ReminderStatus.CANCELED,
@@ -253,13 +320,29 @@ def _wait_for_waking(reminder: Reminder, now: dt.datetime) -> None:
     reminder.due_at = next_waking_minute(waking_window(reminder.patient), after=now)
 
 
+def _keyed(reminder: Reminder) -> tuple[Channel, str | None]:
+    return (reminder.channel, _address(reminder))
+
+
 def _address(reminder: Reminder) -> str | None:
     patient = reminder.patient
     return patient.phone if reminder.channel is Channel.SMS else patient.email
 
 
+def _closing_figures(session: Session, reminder: Reminder) -> dict[str, object]:
+    """The closing message names the patient's adherence as it stands when it leaves."""
+    if reminder.kind != CLOSING_KIND:
+        return {}
+    done, delivered = program_adherence(session=session, patient=reminder.patient)
+    return {"done": done, "sent": delivered}
+
+
 def _compose(
-    settings: Settings, urls: UrlBuilder, reminder: Reminder, merged: list[str]
+    settings: Settings,
+    urls: UrlBuilder,
+    reminder: Reminder,
+    merged: list[str],
+    extra: dict[str, object],
 ) -> Composition:
     # ``merged``: the kinds the dispatcher merged into this message (service/delivery/dispatch.py).
     kinds = [reminder.kind, *(kind for kind in merged if kind != reminder.kind)]
@@ -272,6 +355,7 @@ def _compose(
         seed=reminder.id,
         urls=urls,
         reminder_id=reminder.id,
+        extra=extra,
     )
 
 
@@ -280,6 +364,7 @@ def _record(
     *,
     sent: list[tuple[_Claimed, Receipt]],
     failed: list[tuple[_Claimed, TransportError]],
+    canceled: list[tuple[_Claimed, str]],
     retry_policy: RetryPolicy,
     now: dt.datetime,
     results: dict[int, SendResult],
@@ -295,6 +380,7 @@ def _record(
             results[claim.reminder_id] = _record_error(
                 session, claim, error, retry_policy(claim.attempts), now
             )
+        _record_canceled(session, canceled, now, results)
 
 
 _MARK_SENT = (
@@ -314,6 +400,22 @@ _MARK_SENT = (
         sent_at=bindparam("now"),
     )
 )
+
+
+def _record_canceled(
+    session: Session,
+    canceled: list[tuple[_Claimed, str]],
+    now: dt.datetime,
+    results: dict[int, SendResult],
+) -> None:
+    """Claimed, never handed to the provider: canceled with the reason it was held back."""
+    for claim, reason in canceled:
+        session.execute(
+            update(Reminder)
+            .where(Reminder.id == claim.reminder_id, Reminder.status == ReminderStatus.SENDING)
+            .values(status=ReminderStatus.CANCELED, status_at=now, error_detail=reason)
+        )
+        results[claim.reminder_id] = SendResult(SendOutcome.CANCELED)
 
 
 def _record_sent(

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from service import broker
 from service.delivery.ticking import waiting_to_send
-from service.models import OptOut, PlanItem, Reminder, ReminderStatus, utcnow
+from service.models import (
+    AlertStatus,
+    ClinicAlert,
+    OptOut,
+    PlanItem,
+    Reminder,
+    ReminderStatus,
+    utcnow,
+)
 
 SEND_QUEUE = "celery"
 
@@ -42,7 +50,14 @@ def collect_status(
         "last_dispatched_occurrence": last_dispatch.isoformat() if last_dispatch else None,
         "reminders_last_24h": {status.value: count for status, count in by_status.items()},
         "opt_outs_today_utc": opt_outs or 0,
+        "clinic_alerts_unsent": _unsent_alerts(session),
     }
+
+
+def _unsent_alerts(session: Session) -> int:
+    """Warning-sign alerts not yet at the clinic's mail server (pending, or mid-send)."""
+    unsent = ClinicAlert.status.in_((AlertStatus.PENDING, AlertStatus.SENDING))
+    return int(session.scalar(select(func.count()).select_from(ClinicAlert).where(unsent)) or 0)
 
 
 def broker_queue_depth(settings: Settings) -> int | None:

@@ -27,6 +27,7 @@ from service.delivery.sweeping import (
     stuck_details,
     stuck_sending,
 )
+from service.enrollment.patients import advance_programs
 from service.models import Reminder, ReminderStatus, utcnow
 from service.transports.base import Reconciler, Transport, TransportError
 from service.transports.registry import sms_reconciler
@@ -60,6 +61,10 @@ def run_tick(
     started = time.perf_counter()
     rules = dispatch_rules(settings)
     total = DispatchResult()
+    # Programs first: a patient whose phase began or whose program ended at midnight gets
+    # today's plan (or nothing) before anything of theirs is dispatched.
+    with transaction(sessions) as session:
+        advance_programs(session=session, now=now or utcnow(), programs_dir=settings.programs_dir)
     for _ in range(MAX_BATCHES):
         with transaction(sessions) as session:
             batch = dispatch_due(session=session, rules=rules, now=now or utcnow())

@@ -78,6 +78,66 @@ def add_clinic(
     return clinic
 
 
+def require_alert_address(*, email: str | None, fallback: str | None) -> None:
+    """A clinic needs somewhere for warning-sign alerts to go: its own address, or the
+    deployment's ``PTNUDGE_ALERT_EMAIL`` for every clinic."""
+    if not (email or "").strip() and not fallback:
+        raise ClinicError(
+            "email is required: warning-sign alerts go there "
+            "(or set PTNUDGE_ALERT_EMAIL for every clinic)"
+        )
+
+
+def edit_clinic(
+    *,
+    session: Session,
+    slug: str,
+    actor: str,
+    fallback_email: str | None,
+    name: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+) -> Clinic:
+    """Change what is given, validated like ``add_clinic``, audited with before and after.
+
+    1. Validate every given field first: a refusal changes nothing.
+    2. Apply, and record the fields that changed (none: no audit row)."""
+    clinic = get_clinic(session=session, slug=slug)
+    wanted = _validated_changes(name=name, phone=phone, email=email)
+    require_alert_address(email=wanted.get("email", clinic.email), fallback=fallback_email)
+    before = {field: getattr(clinic, field) for field in wanted}
+    changed = {field: value for field, value in wanted.items() if before[field] != value}
+    for field, value in changed.items():
+        setattr(clinic, field, value)
+    if changed:
+        audit.record(
+            session=session,
+            actor=actor,
+            action="clinic_edit",
+            clinic_id=clinic.id,
+            detail={"before": {f: before[f] for f in changed}, "after": changed},
+        )
+    return clinic
+
+
+def _validated_changes(
+    *, name: str | None, phone: str | None, email: str | None
+) -> dict[str, str | None]:
+    changes: dict[str, str | None] = {}
+    if name is not None:
+        if not name.strip() or len(name.strip()) > MAX_NAME:
+            raise ClinicError(f"name is required (at most {MAX_NAME} characters)")
+        changes["name"] = name.strip()
+    try:
+        if phone is not None:
+            changes["phone"], changes["region"] = _clinic_phone(phone)
+        if email is not None:
+            changes["email"] = valid_email(email)
+    except ValueError as exc:
+        raise ClinicError(str(exc)) from None
+    return changes
+
+
 def get_clinic(*, session: Session, slug: str) -> Clinic:
     clinic = session.scalar(select(Clinic).where(Clinic.slug == slug))
     if clinic is None:

@@ -7,13 +7,17 @@ without a BOM, blank lines ignored.
 
 Guarantees:
 
-1. A file-level problem (wrong encoding, missing or unknown columns, broken quoting) stops
-   the import before anything is stored.
+1. A file-level problem (wrong encoding, missing or repeated columns, broken quoting) stops
+   the import before anything is stored. Columns we do not take (an EHR export's MRN, date
+   of birth, provider) are read past with one warning that names them, and never stored;
+   ``column_map`` maps an export's own header names onto ours.
 2. Every bad row is reported with its line number and reason; good rows are kept.
-3. Re-importing changes nothing: a row whose phone (email-only rows: email) is already at the
-   clinic, or earlier in the file, counts as unchanged. For phones the database enforces it
-   (unique clinic + phone) even against an enrollment running at the same moment; email-only
-   rows are checked against what the clinic had when the import started.
+3. Re-importing changes nothing: a row whose phone (email-only rows: email) and first name
+   are already at the clinic, or earlier in the file, counts as unchanged (family members
+   sharing a phone are different rows). For phones the database enforces it (unique clinic +
+   phone + first name) even against an enrollment running at the same moment; email-only
+   rows are checked against what the clinic had when the import started. A row naming a
+   removed or completed patient re-activates that patient, as ``patients enroll`` does.
 4. Each batch of rows is one transaction: a row is stored whole (patient, plan items,
    welcome message, consent record) or not at all.
 
@@ -32,13 +36,13 @@ import datetime as dt
 import io
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import audit
@@ -53,10 +57,11 @@ from service.enrollment.patients import (
     ValidEnrollment,
     consent_audit_values,
     patient_values,
-    plan_item_values,
+    reactivate,
     validate,
     welcome_values,
 )
+from service.enrollment.plans import plan_item_values
 from service.enrollment.programs import Program
 from service.enrollment.scheduling import next_due_by_item
 from service.models import (
@@ -76,6 +81,8 @@ _PATIENTS = Base.metadata.tables[Patient.__tablename__]
 _PLAN_ITEMS = Base.metadata.tables[PlanItem.__tablename__]
 _REMINDERS = Base.metadata.tables[Reminder.__tablename__]
 _AUDIT = Base.metadata.tables[AuditEvent.__tablename__]
+# The unique index patients conflict on: clinic + phone + first name in any case.
+_FAMILY_KEY = [_PATIENTS.c.clinic_id, _PATIENTS.c.phone, func.lower(_PATIENTS.c.first_name)]
 ENCODINGS = ("utf-8", "cp1252")
 COLUMNS = (
     "first_name",
@@ -90,6 +97,8 @@ COLUMNS = (
     "tune",
     "max_per_day",
     "consent_method",
+    "weeks",
+    "end",
 )
 # Names EHR exports commonly use for the same thing.
 ALIASES = {
@@ -105,10 +114,12 @@ ALIASES = {
     "wake_window": "wake",
     "language": "locale",
     "tuning": "tune",
+    "end_date": "end",
 }
 
 Progress = Callable[[int, int], None]  # (rows done, rows in the file)
-Key = tuple[str, str]  # ("phone", "+1312…") or ("email", "ana@…"): what makes a row "the same"
+# ("phone", "+1312…", "ana") or ("email", "ana@…", "ana"): what makes a row "the same"
+Key = tuple[str, str, str]
 
 
 class ImportFileError(ValueError):
@@ -119,12 +130,15 @@ class ImportFileError(ValueError):
 class ImportResult:
     added: int = 0
     unchanged: int = 0
+    reactivated: int = 0  # removed or completed patients enrolled again
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     dry_run: bool = False
+    # Header names of columns we do not take (an MRN, a date of birth): read past, never stored.
+    ignored_columns: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
-        return self.added + self.unchanged + len(self.errors)
+        return self.added + self.unchanged + self.reactivated + len(self.errors)
 
 
 @dataclass(frozen=True)
@@ -149,25 +163,32 @@ def import_csv(
     programs_dir: Path | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
+    column_map: Mapping[str, str] | None = None,
 ) -> ImportResult:
-    """Import the file into the clinic, committing every ``batch_size`` rows.
+    """Import the file into the clinic, committing every ``batch_size`` rows. ``column_map``
+    maps an export's own header names onto ours (``parse_column_map``).
 
     1. Decode and parse the whole file, header first (ImportFileError: nothing stored).
     2. Per batch: validate each row; drop rows already at the clinic or earlier in the file
-       (the clinic's phones and emails are read once, up front).
+       (the clinic's patients are read once, up front); re-activate the removed or
+       completed patients rows name.
     3. Unless a dry run, insert patients (skipping phones that appeared meanwhile), their
        plan items with next-due times, welcome messages and consent audit rows; commit.
     """
-    rows = parse_csv(_decode(path.read_bytes(), encoding))
-    result = ImportResult(dry_run=dry_run)
+    parsed = parse_csv(_decode(path.read_bytes(), encoding), column_map=column_map)
+    rows = parsed.rows
+    result = ImportResult(dry_run=dry_run, ignored_columns=parsed.ignored)
     programs = ProgramBook(programs_dir)
-    seen = _keys_at_clinic(sessions=sessions, clinic=clinic)
+    seen, ended = _keys_at_clinic(sessions=sessions, clinic=clinic)
     writer = _Writer(sessions=sessions, clinic=clinic, actor=actor, now=now)
     tally = _Tally(result=result, total=len(rows), progress=progress)
     with _Pipeline(workers=WRITERS if writer.loader.concurrent_writers else 0) as pipeline:
         for batch in _batches(rows, batch_size):
             valid = _validate(batch, clinic=clinic, now=now, programs=programs, result=result)
-            new = _new_rows(valid, seen, result)
+            new, revived = _new_rows(valid, seen, ended, result)
+            result.reactivated += len(revived)
+            if revived and not dry_run:
+                writer.reactivate(revived)
             if dry_run:
                 tally.add([_Written(added=len(new), unchanged=0, rows=len(batch))])
             else:
@@ -249,18 +270,43 @@ def _decode(data: bytes, encoding: str) -> str:
         ) from None
 
 
-def parse_csv(text: str) -> list[_Row]:
+@dataclass(frozen=True)
+class ParsedCsv:
+    rows: list[_Row]
+    ignored: list[str]  # header names of the columns read past
+
+
+def parse_csv(text: str, *, column_map: Mapping[str, str] | None = None) -> ParsedCsv:
     """Rows keyed by canonical column name, each with the line it starts on; blank lines
-    and rows of empty cells are skipped. Column problems raise ImportFileError."""
+    and rows of empty cells are skipped. Columns we do not take are read past (their header
+    names returned, their cells never kept). Column problems raise ImportFileError."""
     records = _records(text)
     header = next(records, None)
     if header is None:
         raise ImportFileError("the file is empty: expected a header row such as first_name,phone")
-    columns = _columns(header[1])
-    rows: list[_Row] = []
-    for line, cells in records:
-        rows.append(_row(line, columns, cells))
-    return rows
+    columns = _columns(header[1], column_map or {})
+    rows = [_row(line, columns, cells) for line, cells in records]
+    ignored = [name for name, column in zip(header[1], columns, strict=True) if column is None]
+    return ParsedCsv(rows, ignored)
+
+
+def parse_column_map(text: str) -> dict[str, str]:
+    """``--map "Patient First=first_name,Cell=phone"``: export header names onto ours."""
+    mapping: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        source, sep, target = pair.partition("=")
+        column = canonical_column(target)
+        if not sep or not source.strip() or column not in COLUMNS:
+            raise ImportFileError(
+                f"--map {pair!r}: expected EXPORT_NAME=column with a column we take "
+                f"({', '.join(COLUMNS)})"
+            )
+        mapping[_header_key(source)] = column
+    return mapping
+
+
+def _header_key(name: str) -> str:
+    return " ".join(name.strip().lower().split())
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -282,15 +328,12 @@ def canonical_column(name: str) -> str:
     return ALIASES.get(key, key)
 
 
-def _columns(header: Sequence[str]) -> list[str]:
-    columns = [canonical_column(name) for name in header]
-    unknown = [name for name, column in zip(header, columns, strict=True) if column not in COLUMNS]
-    if unknown:
-        raise ImportFileError(
-            f"unknown column(s) {', '.join(repr(name) for name in unknown)} in the header; "
-            f"known columns: {', '.join(COLUMNS)}"
-        )
-    twice = sorted({column for column in columns if columns.count(column) > 1})
+def _columns(header: Sequence[str], column_map: Mapping[str, str]) -> list[str | None]:
+    """Each header name's column, or None for one we do not take."""
+    named = [column_map.get(_header_key(name)) or canonical_column(name) for name in header]
+    columns = [column if column in COLUMNS else None for column in named]
+    known = [column for column in columns if column is not None]
+    twice = sorted({column for column in known if known.count(column) > 1})
     if twice:
         raise ImportFileError(f"column(s) {', '.join(twice)} appear more than once in the header")
     missing = [] if "first_name" in columns else ["first_name"]
@@ -301,16 +344,17 @@ def _columns(header: Sequence[str]) -> list[str]:
     return columns
 
 
-def _row(line: int, columns: list[str], cells: list[str]) -> _Row:
+def _row(line: int, columns: list[str | None], cells: list[str]) -> _Row:
     # Spreadsheets pad rows with trailing empty cells; anything else out of line is reported
     # for that row, not guessed at.
     extra = cells[len(columns) :]
     if len(cells) < len(columns) or any(cell.strip() for cell in extra):
         return _Row(line, {}, error=f"expected {len(columns)} fields, found {len(cells)}")
-    named = dict(zip(columns, cells, strict=False))
+    pairs = zip(columns, cells, strict=False)
+    named = {column: cell for column, cell in pairs if column is not None}
     # A NUL or other control character cannot be stored (PostgreSQL refuses NUL in text), so
     # it is this row's error, caught here where the dry run sees it too. Tabs and line breaks
-    # (a quoted cell over two lines) are ordinary text.
+    # (a quoted cell over two lines) are ordinary text. Ignored columns are never stored.
     for column, cell in named.items():
         if any(unicodedata.category(char) == "Cc" and char not in "\t\r\n" for char in cell):
             return _Row(line, {}, error=f"{column} contains a control character")
@@ -333,6 +377,8 @@ def request_from(cells: dict[str, str]) -> EnrollmentRequest:
         tune=tuple(cells.get("tune", "").replace(";", " ").split()),
         max_per_day=cells.get("max_per_day"),
         consent_method=cells.get("consent_method"),
+        weeks=cells.get("weeks"),
+        end=cells.get("end"),
     )
 
 
@@ -345,41 +391,69 @@ def _batches(rows: list[_Row], size: int) -> Iterator[list[_Row]]:
 
 
 def _key(valid: ValidEnrollment) -> Key:
-    return ("phone", valid.phone) if valid.phone else ("email", valid.email or "")
+    return key_of(valid.phone, valid.email, valid.first_name)
+
+
+def key_of(phone: str | None, email: str | None, first_name: str) -> Key:
+    name = first_name.lower()  # as the unique index's lower(first_name)
+    return ("phone", phone, name) if phone else ("email", email or "", name)
+
+
+Revived = list[tuple[int, ValidEnrollment]]  # (patient id, the row)
 
 
 def _new_rows(
-    rows: list[tuple[int, ValidEnrollment]], seen: set[Key], result: ImportResult
-) -> list[tuple[int, ValidEnrollment]]:
-    """Drop rows whose phone (email-only rows: email) the clinic already has or an earlier
-    row of the file brought; they count as unchanged, as they will on every later import."""
-    fresh = []
+    rows: list[tuple[int, ValidEnrollment]],
+    seen: set[Key],
+    ended: dict[Key, int],
+    result: ImportResult,
+) -> tuple[list[tuple[int, ValidEnrollment]], Revived]:
+    """Split rows into new patients and re-activations of removed or completed ones; rows
+    whose phone (email-only rows: email) and first name the clinic already has or an earlier
+    row of the file brought count as unchanged, as they will on every later import."""
+    fresh, revived = [], []
     for line, valid in rows:
         key = _key(valid)
         if key in seen:
             result.unchanged += 1
+            continue
+        seen.add(key)
+        if key in ended:
+            revived.append((ended[key], valid))
         else:
-            seen.add(key)
             fresh.append((line, valid))
-    return fresh
+    return fresh, revived
 
 
-def _keys_at_clinic(*, sessions: sessionmaker[Session], clinic: Clinic) -> set[Key]:
-    """Every phone and email the clinic already has, read once (one pass over the clinic's
-    patients). Cheaper and steadier than a lookup per batch: with statistics not yet updated
-    for the rows the import itself just added, PostgreSQL may plan each batch's lookup as a
-    scan of the clinic, which made 100,000 rows take minutes."""
+def _keys_at_clinic(
+    *, sessions: sessionmaker[Session], clinic: Clinic
+) -> tuple[set[Key], dict[Key, int]]:
+    """The clinic's patients by phone (or email) and first name, read once (one pass over
+    the clinic's patients): those enrolled, and the removed or completed ones by id. Cheaper
+    and steadier than a lookup per batch: with statistics not yet updated for the rows the
+    import itself just added, PostgreSQL may plan each batch's lookup as a scan of the
+    clinic, which made 100,000 rows take minutes."""
     with sessions() as session:
         found = session.execute(
-            select(Patient.phone, Patient.email).where(Patient.clinic_id == clinic.id)
+            select(
+                Patient.id, Patient.phone, Patient.email, Patient.first_name, Patient.status
+            ).where(Patient.clinic_id == clinic.id)
         )
         keys: set[Key] = set()
-        for phone, email in found:
-            if phone:
-                keys.add(("phone", phone))
-            if email:
-                keys.add(("email", email))
-        return keys
+        ended: dict[Key, int] = {}
+        for patient_id, phone, email, first_name, status in found:
+            for key in _keys(phone, email, first_name):
+                if status.ended:
+                    ended.setdefault(key, patient_id)
+                else:
+                    keys.add(key)
+        return keys, ended
+
+
+def _keys(phone: str | None, email: str | None, first_name: str) -> list[Key]:
+    # A patient with both is "the same" as a phone row and as an email-only row.
+    found = [key_of(phone, None, first_name)] if phone else []
+    return found + ([key_of(None, email, first_name)] if email else [])
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -478,6 +552,22 @@ class _Writer:
         self._welcomes: dict[ChannelChoice, _Template] = {}
         self._audits: dict[tuple[Any, ...], _Template] = {}
 
+    def reactivate(self, revived: Revived) -> None:
+        """Enroll removed or completed patients again, as ``patients enroll`` does (few
+        rows: one patient at a time, in one transaction)."""
+        with self.sessions() as session, session.begin():
+            for patient_id, valid in revived:
+                patient = session.get(Patient, patient_id)
+                if patient is not None and patient.status.ended:
+                    reactivate(
+                        session=session,
+                        patient=patient,
+                        valid=valid,
+                        actor=self.actor,
+                        now=self.now,
+                        source="import",
+                    )
+
     def write(self, rows: list[tuple[int, ValidEnrollment]], size: int) -> _Written:
         """Store one batch in one transaction: patients first (their ids come back), then
         their plan items, welcome messages and consent rows."""
@@ -504,7 +594,7 @@ class _Writer:
                 continue
             patient = self.loader.cell(patient_id)
             due = self._due_times(valid)
-            plan = self._plan_template(valid.program)
+            plan = self._plan_template(valid.plan(self.now))
             children.rows.setdefault(_PLAN_ITEMS.name, []).extend(
                 join((patient, due[n], row)) for n, row in enumerate(plan.rows)
             )
@@ -522,8 +612,9 @@ class _Writer:
     def _insert_patients(
         self, session: Session, rows: list[tuple[int, ValidEnrollment]]
     ) -> dict[Key, int]:
-        """Insert, skipping phones already at the clinic (a concurrent enrollment), and
-        return the new ids. Email-only rows have no unique key to conflict on."""
+        """Insert, skipping phones and first names already at the clinic (a concurrent
+        enrollment), and return the new ids. Email-only rows have no unique key to
+        conflict on."""
         dicts = [
             patient_values(valid, clinic=self.clinic, actor=self.actor, now=self.now)
             for _, valid in rows
@@ -533,12 +624,17 @@ class _Writer:
             _PATIENTS,
             tuple(dicts[0]),
             [tuple(row.values()) for row in dicts],
-            unique=("clinic_id", "phone"),
-            returning=(_PATIENTS.c.id, _PATIENTS.c.phone, _PATIENTS.c.email),
+            unique=_FAMILY_KEY,
+            returning=(
+                _PATIENTS.c.id,
+                _PATIENTS.c.phone,
+                _PATIENTS.c.email,
+                _PATIENTS.c.first_name,
+            ),
         )
         return {
-            (("phone", phone) if phone else ("email", email or "")): patient_id
-            for patient_id, phone, email in inserted
+            key_of(phone, email, first_name): patient_id
+            for patient_id, phone, email, first_name in inserted
         }
 
     def _plan_template(self, program: Program) -> _Template:
@@ -585,6 +681,7 @@ class _Writer:
             valid.wake_end,
             id(valid.program),
             valid.start_date,
+            valid.end_date,
         )
         if key not in self._next_due:
             due = _next_due_by_position(valid, self.now)
@@ -595,6 +692,7 @@ class _Writer:
 def _next_due_by_position(valid: ValidEnrollment, now: dt.datetime) -> list[dt.datetime | None]:
     # Transient (never added) objects so the schedule is built by the same code as for an
     # enrolled patient; positions stand in for plan item ids.
+    plan = valid.plan(now)
     patient = Patient(
         status=PatientStatus.ACTIVE,
         paused_until=None,
@@ -602,13 +700,14 @@ def _next_due_by_position(valid: ValidEnrollment, now: dt.datetime) -> list[dt.d
         wake_start=valid.wake_start,
         wake_end=valid.wake_end,
         start_date=valid.start_date,
-        max_per_day=valid.program.max_per_day,
+        max_per_day=plan.max_per_day,
     )
-    rows = plan_item_values(valid.program)
+    rows = plan_item_values(plan)
     items = [PlanItem(id=position, **values) for position, values in enumerate(rows)]
     schedule = plans.schedule_for(patient, items)
     due = next_due_by_item(schedule, after=now) if schedule else {}
-    return [due.get(position) for position in range(len(items))]
+    change = valid.changes_at(now)
+    return [plans.before_change(due.get(position), change) for position in range(len(items))]
 
 
 def _record_import(

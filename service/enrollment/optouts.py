@@ -1,13 +1,16 @@
 """The opt-out ledger: an address (phone in E.164, or email) that asked for nothing more.
 
 Opt-out is per address, not per patient: families share phones, so every patient on that
-number stops at once, and every message still waiting for them is canceled.
+number stops at once, and every message still waiting for them is canceled. The ledger is
+keyed by channel and address: a text STOP opts out a phone number's texts, never an email
+address that happens to read the same.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TypeAlias
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -24,31 +27,54 @@ from service.models import (
     utcnow,
 )
 
+# A ledger entry: the channel and the normalised address.
+Key: TypeAlias = tuple[Channel, str]
+
 
 def normalize_address(address: str) -> str:
     return address.strip().lower() if "@" in address else address.strip()
 
 
-def is_opted_out(*, session: Session, address: str) -> bool:
-    return session.get(OptOut, normalize_address(address)) is not None
+def key(channel: Channel, address: str) -> Key:
+    return (channel, normalize_address(address))
 
 
-def opted_out_among(*, session: Session, addresses: Iterable[str | None]) -> set[str]:
-    """Which of these addresses are in the ledger (normalised), in one query."""
-    wanted = {normalize_address(a) for a in addresses if a}
+def is_opted_out(*, session: Session, address: str, channel: Channel) -> bool:
+    return session.get(OptOut, key(channel, address)) is not None
+
+
+def opted_out_among(
+    *, session: Session, addresses: Iterable[tuple[Channel, str | None]]
+) -> set[Key]:
+    """Which of these (channel, address) pairs are in the ledger (normalised), in one query."""
+    wanted = {key(channel, a) for channel, a in addresses if a}
     if not wanted:
         return set()
-    return set(session.scalars(select(OptOut.address).where(OptOut.address.in_(wanted))))
+    rows = session.execute(
+        select(OptOut.channel, OptOut.address).where(
+            OptOut.address.in_({address for _, address in wanted})
+        )
+    ).tuples()
+    return {(channel, address) for channel, address in rows if (channel, address) in wanted}
+
+
+def patient_addresses(patient: Patient) -> list[tuple[Channel, str | None]]:
+    """The patient's addresses as the ledger keys them."""
+    return [(Channel.SMS, patient.phone), (Channel.EMAIL, patient.email)]
+
+
+def listed(opted_out: set[Key], channel: Channel, address: str | None) -> bool:
+    return address is not None and key(channel, address) in opted_out
 
 
 def opted_out_channels(*, session: Session, patient: Patient) -> list[Channel]:
     """The patient's channels whose address is on the ledger. Enrolling (again) does not
     lift an opt-out: only the person's own START (or a new address) does."""
-    ledger = opted_out_among(session=session, addresses=(patient.phone, patient.email))
+    ledger = opted_out_among(session=session, addresses=patient_addresses(patient))
     found = []
     for channel in patient.channel.channels():
         address = patient.phone if channel is Channel.SMS else patient.email
-        if address and normalize_address(address) in ledger:
+        if listed(ledger, channel, address):
             found.append(channel)
     return found
 
@@ -75,7 +101,7 @@ def opt_out(
     """
     address = normalize_address(address)
     now = now or utcnow()
-    if session.get(OptOut, address) is None:
+    if session.get(OptOut, (channel, address)) is None:
         session.add(OptOut(address=address, channel=channel, source=source, created_at=now))
     patients = patients_at(session=session, address=address, channel=channel)
     canceled = 0
@@ -110,7 +136,7 @@ def opt_in(
     """Remove the opt-out. Returns the patients on that address so the caller can resume
     their schedules from now (missed reminders are not replayed)."""
     address = normalize_address(address)
-    existing = session.get(OptOut, address)
+    existing = session.get(OptOut, (channel, address))
     if existing is not None:
         session.delete(existing)
     patients = patients_at(session=session, address=address, channel=channel)

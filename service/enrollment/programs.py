@@ -4,6 +4,10 @@ A file that does not parse, names an unknown kind, or asks for the impossible is
 the file, the item and the reason, e.g.::
 
     stenosis-core.yaml, item 2 (stretch): 'at' time '25:00' is not a valid HH:MM time
+
+A program may last a while (``duration: 6w``); a **progression** lists ``phases`` instead of
+``items``, each another program file for some weeks (the gentle program, then the core one):
+the patient's plan switches from one to the next at local midnight of the boundary.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +40,10 @@ MAX_PER_DAY_CEILING = 48
 DEFAULT_WAKE_WINDOW = (dt.time(8, 0), dt.time(20, 0))
 # A week without clock changes, Monday first, to read a program's days off the scheduler.
 _SAMPLE_MONDAY = dt.date(2026, 6, 1)
+MAX_WEEKS = 104  # two years: longer is a typo, not a home program
 PROGRAM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _EVERY = re.compile(r"^\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?\s*$")
+_DURATION = re.compile(r"^\s*(?P<n>\d+)\s*(?P<unit>[wd])\s*$")
 
 
 class ProgramError(ValueError):
@@ -62,18 +68,51 @@ class ProgramItem:
 
 @dataclass(frozen=True)
 class Program:
+    """A home program, or a progression of programs. A progression's ``items`` and
+    ``max_per_day`` are those of its first phase: what a patient starts with."""
+
     id: str
     name: str
     items: tuple[ProgramItem, ...]
     max_per_day: int
     source: Path
     description: str = ""
+    duration_days: int | None = None  # None: until staff end it
+    phases: tuple[Phase, ...] = field(default=())
 
     def item(self, kind: str) -> ProgramItem:
         for item in self.items:
             if item.kind == kind:
                 return item
         raise ProgramError(f"program {self.id!r} has no {kind!r} item")
+
+    def phase_starts(self, start: dt.date) -> list[dt.date]:
+        """The local date each phase begins on, for a patient starting on ``start``."""
+        starts, day = [], start
+        for phase in self.phases:
+            starts.append(day)
+            day += dt.timedelta(weeks=phase.weeks)
+        return starts
+
+    def phase_at(self, *, start: dt.date, day: dt.date) -> int:
+        """The phase (0-based) a local day falls in; the last one goes on if the patient's
+        program was made longer than the progression."""
+        index = 0
+        for number, begins in enumerate(self.phase_starts(start)):
+            if begins <= day:
+                index = number
+        return index
+
+    def phase_program(self, index: int) -> Program:
+        return self.phases[index].program if self.phases else self
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Some weeks of a progression, on one (item) program."""
+
+    program: Program
+    weeks: int
 
 
 def known_kinds() -> frozenset[str]:
@@ -89,6 +128,21 @@ def parse_every(value: object) -> int:
     if not match or not (match["h"] or match["m"]):
         raise ValueError(f"'every' must look like 45m, 2h or 1h30m, not {value!r}")
     return int(match["h"] or 0) * 60 + int(match["m"] or 0)
+
+
+def parse_duration(value: object) -> int:
+    """``"6w"`` or ``"42d"`` as days, from one day to MAX_WEEKS weeks."""
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"'duration' must look like 6w or 42d, not {value!r}")
+    days = int(match["n"]) * (7 if match["unit"] == "w" else 1)
+    if not 1 <= days <= MAX_WEEKS * 7:
+        raise ValueError(f"'duration' must be from 1d to {MAX_WEEKS}w, not {value!r}")
+    return days
+
+
+def format_duration(days: int) -> str:
+    return f"{days // 7}w" if days % 7 == 0 else f"{days}d"
 
 
 def format_every(minutes: int) -> str:
@@ -156,17 +210,38 @@ def _checked_days(value: object) -> tuple[str, ...]:
     return tuple(sorted(set(days), key=WEEKDAYS.index))
 
 
-def parse_program(raw: object, *, program_id: str, source: Path) -> Program:
-    """Validate one parsed YAML document. Errors name the file and the item."""
+Resolver = Callable[[str], Program]  # a phase's program by id (never a progression)
+
+
+def parse_program(
+    raw: object, *, program_id: str, source: Path, resolve: Resolver | None = None
+) -> Program:
+    """Validate one parsed YAML document. Errors name the file and the item (or phase).
+    ``resolve`` finds the programs a progression's phases name (default: the built-in ones)."""
     where = source.name
     if not isinstance(raw, dict):
         raise ProgramError(f"{where}: expected a mapping with 'name', 'items' and 'limits'")
-    unknown = set(raw) - {"name", "description", "items", "limits"}
+    unknown = set(raw) - {"name", "description", "items", "phases", "limits", "duration"}
     if unknown:
         raise ProgramError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     if not isinstance(raw.get("name"), str) or not raw["name"].strip():
         raise ProgramError(f"{where}: 'name' is required")
-    items = raw.get("items")
+    if "phases" in raw:
+        return _parse_progression(raw, program_id=program_id, source=source, resolve=resolve)
+    program = Program(
+        id=program_id,
+        name=raw["name"].strip(),
+        description=str(raw.get("description") or "").strip(),
+        items=_parse_items(raw.get("items"), where),
+        max_per_day=_max_per_day(raw.get("limits"), where),
+        source=source,
+        duration_days=_duration(raw.get("duration"), where),
+    )
+    check_feasible(program)
+    return program
+
+
+def _parse_items(items: object, where: str) -> tuple[ProgramItem, ...]:
     if not isinstance(items, list) or not items:
         raise ProgramError(f"{where}: 'items' must be a non-empty list")
     kinds = known_kinds()
@@ -177,16 +252,80 @@ def parse_program(raw: object, *, program_id: str, source: Path) -> Program:
             parsed.append(parse_item(item, kinds))
         except ValueError as exc:
             raise ProgramError(f"{where}, item {number} ({label}): {exc}") from None
-    program = Program(
+    return tuple(parsed)
+
+
+def _duration(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ProgramError(f"{where}: {exc}") from None
+
+
+def _parse_progression(
+    raw: dict[str, Any], *, program_id: str, source: Path, resolve: Resolver | None
+) -> Program:
+    """A progression: each phase another program for some weeks; it lasts their sum."""
+    where = source.name
+    for key in ("items", "limits", "duration"):
+        if key in raw:
+            raise ProgramError(
+                f"{where}: a progression has 'phases' instead of {key!r} (each phase's program "
+                "brings its items and limits; the weeks add up to its length)"
+            )
+    listed = raw["phases"]
+    if not isinstance(listed, list) or not listed:
+        raise ProgramError(f"{where}: 'phases' must be a non-empty list of 'program' and 'weeks'")
+    lookup = resolve or _phase_resolver(program_files())
+    phases = tuple(
+        _parse_phase(phase, number=number, where=where, own_id=program_id, resolve=lookup)
+        for number, phase in enumerate(listed, start=1)
+    )
+    first = phases[0].program
+    return Program(
         id=program_id,
         name=raw["name"].strip(),
         description=str(raw.get("description") or "").strip(),
-        items=tuple(parsed),
-        max_per_day=_max_per_day(raw.get("limits"), where),
+        items=first.items,
+        max_per_day=first.max_per_day,
         source=source,
+        duration_days=7 * sum(phase.weeks for phase in phases),
+        phases=phases,
     )
-    check_feasible(program)
-    return program
+
+
+def _parse_phase(raw: object, *, number: int, where: str, own_id: str, resolve: Resolver) -> Phase:
+    label = raw.get("program", "?") if isinstance(raw, dict) else "?"
+    try:
+        if not isinstance(raw, dict) or set(raw) != {"program", "weeks"}:
+            raise ValueError("each phase is a mapping of 'program' and 'weeks'")
+        weeks = raw["weeks"]
+        if isinstance(weeks, bool) or not isinstance(weeks, int) or not 1 <= weeks <= MAX_WEEKS:
+            raise ValueError(f"'weeks' must be a whole number from 1 to {MAX_WEEKS}, not {weeks!r}")
+        if raw["program"] == own_id:
+            raise ValueError("a progression cannot include itself")
+        return Phase(program=resolve(str(raw["program"])), weeks=weeks)
+    except ValueError as exc:
+        raise ProgramError(f"{where}, phase {number} ({label}): {exc}") from None
+
+
+def _phase_resolver(files: dict[str, Path]) -> Resolver:
+    """Phases name programs with items; a progression inside a progression is refused (it
+    could name the first one again, and staff could not tell which weeks apply)."""
+
+    def resolve(program_id: str) -> Program:
+        if program_id not in files:
+            raise ProgramError(f"unknown program {program_id!r}")
+        raw = _read_yaml(files[program_id])
+        if isinstance(raw, dict) and "phases" in raw:
+            raise ProgramError(
+                f"{program_id!r} is itself a progression; a phase must be a program with items"
+            )
+        return parse_program(raw, program_id=program_id, source=files[program_id])
+
+    return resolve
 
 
 def _max_per_day(limits: Any, where: str) -> int:
@@ -226,21 +365,29 @@ def check_feasible(program: Program) -> None:
             )
 
 
-def load_program_file(path: Path) -> Program:
+def load_program_file(path: Path, extra_dir: Path | None = None) -> Program:
+    """One program file; a progression's phases are looked up among the known programs
+    (built-in, ``extra_dir``) and the file's own folder."""
     program_id = path.stem
     if not PROGRAM_ID.match(program_id):
         raise ProgramError(
             f"{path.name}: file name must be a lower-case id like stenosis-core.yaml"
         )
+    raw = _read_yaml(path)
+    # Known programs win over the file's neighbours: a clinic's override is the one in use.
+    files = {p.stem: p for p in sorted(path.parent.glob("*.yaml"))} | program_files(extra_dir)
+    return parse_program(raw, program_id=program_id, source=path, resolve=_phase_resolver(files))
+
+
+def _read_yaml(path: Path) -> object:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ProgramError(f"{path.name}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         raise ProgramError(f"{path.name}:{line} YAML does not parse: {exc}") from None
-    return parse_program(raw, program_id=program_id, source=path)
 
 
 def program_files(extra_dir: Path | None = None) -> dict[str, Path]:
@@ -254,7 +401,9 @@ def program_files(extra_dir: Path | None = None) -> dict[str, Path]:
 
 def load_programs(extra_dir: Path | None = None) -> dict[str, Program]:
     """Every program, validated; the first bad file stops the load with its error."""
-    return {pid: load_program_file(path) for pid, path in program_files(extra_dir).items()}
+    return {
+        pid: load_program_file(path, extra_dir) for pid, path in program_files(extra_dir).items()
+    }
 
 
 def get_program(program_id: str, extra_dir: Path | None = None) -> Program:
@@ -263,13 +412,19 @@ def get_program(program_id: str, extra_dir: Path | None = None) -> Program:
         raise ProgramError(
             f"unknown program {program_id!r}; available: {', '.join(sorted(files)) or 'none'}"
         )
-    return load_program_file(files[program_id])
+    return load_program_file(files[program_id], extra_dir)
 
 
 def tune(program: Program, tunings: Iterable[str], *, max_per_day: int | None = None) -> Program:
     """Apply a clinic's per-patient tuning, each ``kind.field=value``:
     ``position_change.every=90m``, ``stretch.at=10:00,16:00``, ``leg_strength.days=mon,thu``,
-    ``aquatic.off`` (drop the item) or ``heat.at=08:00`` for a kind the program lacks (added)."""
+    ``aquatic.off`` (drop the item) or ``heat.at=08:00`` for a kind the program lacks (added).
+
+    A progression is tuned phase by phase: a tuning applies to each phase with its kind (a
+    kind no phase has is added to every phase); ``max_per_day`` replaces each phase's limit.
+    """
+    if program.phases:
+        return _tune_progression(program, tuple(tunings), max_per_day)
     items = {item.kind: item for item in program.items}
     for tuning in tunings:
         _apply_tuning(items, tuning.strip())
@@ -284,6 +439,24 @@ def tune(program: Program, tunings: Iterable[str], *, max_per_day: int | None = 
         raise ProgramError(f"max per day must be from 1 to {MAX_PER_DAY_CEILING}")
     check_feasible(tuned)
     return tuned
+
+
+def _tune_progression(
+    program: Program, tunings: tuple[str, ...], max_per_day: int | None
+) -> Program:
+    everywhere = {item.kind for phase in program.phases for item in phase.program.items}
+    phases = []
+    for phase in program.phases:
+        own = {item.kind for item in phase.program.items}
+        wanted = [t for t in tunings if _tuned_kind(t) in own or _tuned_kind(t) not in everywhere]
+        tuned = tune(phase.program, wanted, max_per_day=max_per_day)
+        phases.append(replace(phase, program=tuned))
+    first = phases[0].program
+    return replace(program, phases=tuple(phases), items=first.items, max_per_day=first.max_per_day)
+
+
+def _tuned_kind(tuning: str) -> str:
+    return tuning.strip().partition(".")[0]
 
 
 def _apply_tuning(items: dict[str, ProgramItem], tuning: str) -> None:
@@ -313,13 +486,21 @@ def _apply_tuning(items: dict[str, ProgramItem], tuning: str) -> None:
 
 def to_document(program: Program) -> dict[str, Any]:
     """The program as the YAML/JSON shape clinics write (``programs show --json``)."""
-    return {
+    doc: dict[str, Any] = {
         "id": program.id,
         "name": program.name,
         "description": program.description,
-        "items": [item_document(item) for item in program.items],
-        "limits": {"max_per_day": program.max_per_day},
     }
+    if program.phases:
+        doc["phases"] = [
+            {"program": phase.program.id, "weeks": phase.weeks} for phase in program.phases
+        ]
+        return doc
+    doc["items"] = [item_document(item) for item in program.items]
+    doc["limits"] = {"max_per_day": program.max_per_day}
+    if program.duration_days is not None:
+        doc["duration"] = format_duration(program.duration_days)
+    return doc
 
 
 def item_document(item: ProgramItem) -> dict[str, Any]:

@@ -16,8 +16,10 @@
    reads only what is stored: a retried webhook gets the same answer without acting again.
 
 A phone number can belong to several patients (families share phones): opting out, pausing
-and the warning-sign pause apply to every patient on it; DONE/SKIP/LATER find the latest open
-reminder of any of them.
+and the warning-sign pause apply to every patient on it, and the STOP confirmation names
+every clinic on it. Any other reply belongs to the patient whose actionable reminder to that
+phone went out most recently (by ``sent_at``): DONE/SKIP/LATER and pain answers credit that
+reminder, and HELP and free text name that patient's clinic.
 
 A new reading is a ``Command`` in the parser, a handler in ``HANDLERS``, an answer in
 ``ANSWERS`` and, when it says something new, a message under ``templates/sms/``.
@@ -31,7 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+import phonenumbers
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,7 +45,7 @@ from service.delivery.rendering import TemplateError, render_sms
 from service.enrollment import optouts
 from service.enrollment.patients import pause
 from service.enrollment.plans import refresh_next_due, waking_window
-from service.enrollment.scheduling import may_send_at
+from service.enrollment.scheduling import may_send_at, next_waking_minute
 from service.masking import mask_phone
 from service.models import (
     Channel,
@@ -54,9 +57,10 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
+from service.replies.alerts import record_alerts
 from service.replies.emergency import emergency_number
 from service.replies.outcomes import record_outcome
-from service.replies.parser import Command, Reply, clip, parse_reply
+from service.replies.parser import Command, LaterKind, Reply, clip, parse_reply
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,24 @@ UNDERSTOOD_BY_STAFF_ONLY = frozenset(
 )
 
 
+class SenderError(ValueError):
+    """The inbound ``From`` is not a phone number in international form: nothing is stored
+    (a raw ``whatsapp:…``, an email address or a national number would otherwise land on
+    the opt-out ledger as written, and match no patient or the wrong channel)."""
+
+
+def sender_number(raw: str) -> str:
+    """The ``From`` of an inbound SMS in E.164, or SenderError saying why not."""
+    text = raw.strip()
+    try:
+        number = phonenumbers.parse(text, None) if text.startswith("+") else None
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        raise SenderError("From must be a phone number in international form (+ and digits)")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
 @dataclass(frozen=True)
 class InboundResult:
     reply_text: str | None  # what to answer in TwiML; None: answer nothing
@@ -89,7 +111,9 @@ class InboundContext:
     settings: Settings
     inbound: InboundMessage
     reply: Reply
-    patients: list[Patient]  # enrolled on the number, newest first (the first names the clinic)
+    # Enrolled on the number; first: whose actionable reminder went out last (it names the
+    # clinic), then the newest enrolled.
+    patients: list[Patient]
     opted_out: bool  # the number was opted out before this text (on a replay: now)
     now: dt.datetime  # when the text arrived
     window: dt.timedelta  # how far back a reply may answer a reminder
@@ -111,8 +135,10 @@ def handle_sms(
 ) -> InboundResult:
     """Store, deduplicate, act on and answer one inbound SMS (see the module docstring).
 
-    ``to_number`` is which of our numbers was texted; with one sender it decides nothing."""
-    address = optouts.normalize_address(from_number)
+    ``to_number`` is which of our numbers was texted; with one sender it decides nothing.
+    A ``from_number`` that is not a phone number raises SenderError before anything is
+    stored."""
+    address = sender_number(from_number)
     body = clip(body.replace("\x00", ""))  # PostgreSQL text cannot hold NUL; no phone sends one
     inbound = _claim(session, message_sid=message_sid, address=address, body=body, now=now)
     if inbound is None:
@@ -178,11 +204,47 @@ def _context(*, session: Session, settings: Settings, inbound: InboundMessage) -
         settings=settings,
         inbound=inbound,
         reply=parse_reply(inbound.body),
-        patients=enrolled_at(session=session, address=inbound.from_address),
-        opted_out=optouts.is_opted_out(session=session, address=inbound.from_address),
+        patients=_by_last_sent(session, enrolled_at(session=session, address=inbound.from_address)),
+        opted_out=optouts.is_opted_out(
+            session=session, address=inbound.from_address, channel=Channel.SMS
+        ),
         now=inbound.received_at,
         window=dt.timedelta(hours=settings.reply_window_hours),
     )
+
+
+def _by_last_sent(session: Session, patients: list[Patient]) -> list[Patient]:
+    """The patients, whose actionable reminder went out most recently first (one query);
+    patients with none keep their order after them."""
+    if len(patients) < 2:
+        return patients
+    last_sent = dict(
+        session.execute(
+            select(Reminder.patient_id, func.max(Reminder.sent_at))
+            .where(
+                Reminder.patient_id.in_([p.id for p in patients]),
+                Reminder.actionable.is_(True),
+                Reminder.sent_at.is_not(None),
+            )
+            .group_by(Reminder.patient_id)
+        )
+        .tuples()
+        .all()
+    )
+    never = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return sorted(patients, key=lambda p: _aware(last_sent.get(p.id)) or never, reverse=True)
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands an aggregate back naive: it was stored in UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
+# Which reminder went out last: when the provider took it, or (still being sent) when it
+# was due.
+_WENT_OUT = func.coalesce(Reminder.sent_at, Reminder.due_at)
 
 
 # --- 2. act --------------------------------------------------------------------------------
@@ -284,7 +346,7 @@ def _done_or_skipped(ctx: InboundContext) -> Command:
 
 
 def _latest_open(ctx: InboundContext) -> Reminder | None:
-    """The latest actionable reminder that reached one of the patients within the reply
+    """The actionable reminder that went out last to one of the patients within the reply
     window and has no answer yet."""
     now = ctx.now
     return ctx.session.scalars(
@@ -297,20 +359,34 @@ def _latest_open(ctx: InboundContext) -> Reminder | None:
             Reminder.due_at >= now - ctx.window,
             Reminder.due_at <= now,
         )
-        .order_by(Reminder.due_at.desc(), Reminder.id.desc())
+        .order_by(_WENT_OUT.desc(), Reminder.id.desc())
         .limit(1)
     ).first()
 
 
+def snooze_due(reply: Reply, patient: Patient, now: dt.datetime) -> dt.datetime:
+    """When LATER asks for the reminder again: in the minutes it names ("in an hour"), the
+    start of the next waking day ("tomorrow"), or 30 minutes by default."""
+    delay = reply.delay
+    if delay is None or (delay.kind is LaterKind.MINUTES and not delay.minutes):
+        return now + SNOOZE_DELAY
+    if delay.kind is LaterKind.MINUTES:
+        return now + dt.timedelta(minutes=delay.minutes or 0)
+    zone = ZoneInfo(patient.timezone)
+    tomorrow = now.astimezone(zone).date() + dt.timedelta(days=1)
+    midnight = dt.datetime.combine(tomorrow, dt.time(0), tzinfo=zone)
+    return next_waking_minute(waking_window(patient), after=midnight)
+
+
 def _snooze(ctx: InboundContext) -> Command:
-    """One re-send of the latest open reminder in 30 minutes, if that is still inside the
-    patient's waking window (else nothing: the reply says so)."""
+    """One re-send of the latest open reminder when LATER asks (``snooze_due``), if that is
+    inside the patient's waking window (else nothing: the reply says so)."""
     session, now = ctx.session, ctx.now
     reminder = _latest_open(ctx)
     if reminder is None:
         return Command.SNOOZE
     _attach(ctx.inbound, reminder.patient, reminder)
-    due_at = now + SNOOZE_DELAY
+    due_at = snooze_due(ctx.reply, reminder.patient, now)
     if not may_send_at(waking_window(reminder.patient), due_at) or _snooze_pending(
         session, reminder, due_at
     ):
@@ -372,6 +448,10 @@ def _warning(ctx: InboundContext) -> Command:
     ctx.inbound.needs_attention = True
     for patient in ctx.patients:
         _pause_for_reply(ctx, patient, until=None, why={"reason": "warning_sign"})
+    # The alerts are rows of this same transaction: sent from the database, never lost.
+    record_alerts(
+        session=ctx.session, settings=ctx.settings, inbound=ctx.inbound, patients=ctx.patients
+    )
     return Command.WARNING
 
 
@@ -402,7 +482,8 @@ def _pain(ctx: InboundContext) -> Command:
 
 
 def _open_pain_question(ctx: InboundContext) -> Reminder | None:
-    """The latest pain question within the reply window that no score has answered yet."""
+    """The pain question that went out last within the reply window, if no score has
+    answered it yet."""
     session, now = ctx.session, ctx.now
     question = session.scalars(
         select(Reminder)
@@ -413,7 +494,7 @@ def _open_pain_question(ctx: InboundContext) -> Reminder | None:
             Reminder.due_at >= now - ctx.window,
             Reminder.due_at <= now,
         )
-        .order_by(Reminder.due_at.desc(), Reminder.id.desc())
+        .order_by(_WENT_OUT.desc(), Reminder.id.desc())
         .limit(1)
     ).first()
     if question is None:
@@ -467,7 +548,9 @@ def _result(ctx: InboundContext) -> InboundResult:
 
 
 def _opted_out_now(ctx: InboundContext) -> bool:
-    return optouts.is_opted_out(session=ctx.session, address=ctx.inbound.from_address)
+    return optouts.is_opted_out(
+        session=ctx.session, address=ctx.inbound.from_address, channel=Channel.SMS
+    )
 
 
 def _twilio_answered(ctx: InboundContext) -> bool:
@@ -476,7 +559,11 @@ def _twilio_answered(ctx: InboundContext) -> bool:
 
 
 def _answer_stop(ctx: InboundContext) -> list[Answer]:
-    return [] if _twilio_answered(ctx) else [("stop_confirm", {})]
+    """The confirmation names every clinic on the number: the opt-out is for all of them."""
+    if _twilio_answered(ctx):
+        return []
+    names = dict.fromkeys(patient.clinic.name for patient in ctx.patients)
+    return [("stop_confirm", {"clinic_name": ", ".join(names)} if names else {})]
 
 
 def _answer_start(ctx: InboundContext) -> list[Answer]:
@@ -503,14 +590,19 @@ def _answer_reminder(ctx: InboundContext) -> list[Answer]:
     command = Command(inbound.command)
     if command is Command.DONE:
         return [("done_ack", {"kind": reminder.kind})]
-    if command is Command.SNOOZE and may_send_at(
-        waking_window(reminder.patient), inbound.received_at + SNOOZE_DELAY
-    ):
-        return [("snooze_ack", {"n": int(SNOOZE_DELAY.total_seconds() // 60)})]
     if command is Command.SNOOZE:
-        # Too late in the patient's day for a re-send: the reminder is let go.
-        return [("snooze_too_late", {})]
+        return [_snooze_answer(ctx.reply, reminder.patient, inbound.received_at)]
     return [("skip_ack", {})]
+
+
+def _snooze_answer(reply: Reply, patient: Patient, now: dt.datetime) -> Answer:
+    due_at = snooze_due(reply, patient, now)
+    if not may_send_at(waking_window(patient), due_at):
+        # Too late in the patient's day for a re-send: the reminder is let go.
+        return ("snooze_too_late", {})
+    if reply.delay is not None and reply.delay.kind is LaterKind.NEXT_MORNING:
+        return ("snooze_tomorrow", {"at": due_at.astimezone(ZoneInfo(patient.timezone))})
+    return ("snooze_ack", {"n": int((due_at - now).total_seconds() // 60)})
 
 
 def _answer_number(ctx: InboundContext) -> list[Answer]:

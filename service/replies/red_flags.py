@@ -75,6 +75,7 @@ SADDLE = _alternation(
         *("backside", "down there", "between my legs", "when i wipe", "wiping", "rectum"),
         *("ingle", "entrepierna", "gluteos?", "nalgas?", "genitales?", "zona intima"),
         *("zona genital", "partes intimas", "ano", "al limpiarme", "entre las piernas"),
+        *("parte de adentro de los muslos", "parte interna de los muslos"),
     )
 )
 NUMB = _alternation(
@@ -83,7 +84,7 @@ NUMB = _alternation(
         *("loss of feeling", "losing feeling", "lost sensation", "loss of sensation"),
         *("no sensation", r"adormec\w*", r"entumec\w*", r"entumid\w*", r"dormid[oa]s?"),
         *("sin sensibilidad", "no siento", "perdi la sensibilidad", "sin sensacion"),
-        *("no lo siento", "went dead", "feel dead"),
+        *("no lo siento", "went dead", "feel dead", r"entumi\w*", r"durmi\w*", r"duerme\w*"),
     )
 )
 WEAK = _alternation(
@@ -92,6 +93,7 @@ WEAK = _alternation(
         *("give way", "gives out", "gives way", r"buckl\w*", r"collaps\w*", "cant move"),
         *("cannot move", "can not move", "cant lift", "cannot lift", "unable to move"),
         *("wont hold me", "dont hold me", "wont hold me up", "wont support me"),
+        *("quit on me", "just quit", "gave up on me"),
         *(r"debil\w*", "flojas?", "flojedad", "se me doblan", "no me responden"),
         *("no puedo mover", "no responden", "no me sostienen", "fallan", "me fallan"),
     )
@@ -121,6 +123,9 @@ NEGATABLE = _alternation(
         r"(?:bladder|bowels?)\s+(?:problems?|issues?|trouble|accidents?|changes?)",
         *(r"accidents?", r"caid[ao]s?", "me he caido", r"debilidad", r"entumec\w*"),
         *(r"adormec\w*", r"hormigueo", "pain", "dolor", "problems?", "issues?", "duelen?"),
+        *("give way", "give out", "gave way", "gave out", "giving way", "giving out"),
+        r"(?:trouble|problems?|difficulty)\s+(?:peeing|urinating|pooping|with (?:my )?"
+        r"(?:bladder|bowels?))",
     )
 )
 NEGATED = re.compile(
@@ -153,6 +158,15 @@ MILD = re.compile(r"\b(?:a bit|a little|little bit|slight|slightly|some|kind of|
 IMPROVED = re.compile(
     r"(?<!not )(?<!isnt )(?<!no )\b(?:better|improv\w*|gone|went away|less|mejor|mejorando|"
     r"se fue|se me quito)\b"
+)
+# A red flag told as history, resolved: "fell two years ago, all good now".
+PAST = re.compile(
+    r"\b(?:years? ago|months ago|back in (?:19|20)\d\d|in (?:19|20)\d\d|last year|"
+    r"hace (?:\w+\s+)?(?:anos|meses)|el ano pasado)\b"
+)
+RESOLVED = re.compile(
+    r"\b(?:all good now|fine now|ok now|okay now|im fine|i am fine|ya estoy bien|"
+    r"ya estoy mejor|estoy bien)\b"
 )
 WORSE = re.compile(
     r"\b(?:new|worse|worsening|weaker|spreading|suddenly|sudden|both|nueva|nuevo|peor|"
@@ -202,6 +216,11 @@ RED_FLAG_PATTERNS: tuple[tuple[RedFlag, tuple[re.Pattern[str], ...]], ...] = (
                 r"(?:my\s+|la\s+|el\s+)?(?:bladder|bowels?|pee|urine|orina|vejiga|intestino|pipi)\b",
                 r"\bse me (?:escapa|sale|salio|escapo) (?:la orina|el pipi|la caca|el popo)\b",
                 r"\baccidente en el bano\b",
+                r"\baccidente\s+(?:con|de)\s+(?:el\s+|la\s+)?(?:popo|caca|pipi|orina)\b",
+                r"\b(?:no|without|lost|losing)\s+(?:feeling|sensation)\s+when i\s+"
+                r"(?:go|pee|poop|wipe)\b",
+                r"\b(?:dont|cant|didnt|do not|cannot)\s+(?:know|tell|feel)\s+when i\s+"
+                r"(?:have|need) to (?:go|pee|poop)\b",
             )
         ),
     ),
@@ -269,6 +288,8 @@ RELIEF_FAILS = _compiled(
         r"\b(?:cant|cannot|couldnt|unable to|can not)\s+sleep\b",
         r"\bno me (?:deja|dejan|dejo) dormir\b",
         r"\bno (?:puedo|pude) dormir\b",
+        r"\bno se (?:me\s+)?quita con nada\b",
+        r"\btoda la noche despiert[oa]\b",
     )
 )
 PAIN_MENTION = re.compile(rf"\b{PAIN_WORD}\b")
@@ -304,7 +325,10 @@ def _someone_else(clause: str, start: int) -> bool:
 
 def _discounted(flag: RedFlag, clause: str, words: str) -> bool:
     """Numbness, weakness and pain the message calls usual, mild or better are symptoms,
-    unless it also calls them new or worse."""
+    unless it also calls them new or worse; any red flag told as resolved history ("years
+    ago … all good now") is history."""
+    if PAST.search(words) and RESOLVED.search(words) and not WORSE.search(words):
+        return True
     if flag not in {RedFlag.LEG_NUMBNESS, RedFlag.LEG_WEAKNESS, RedFlag.SEVERE_PAIN}:
         return False
     if WORSE.search(words):

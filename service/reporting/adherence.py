@@ -2,8 +2,10 @@
 
 Definitions (the clinic reads these numbers, so they are kept simple and stated once):
 
-- **delivered**: actionable reminders due in the period whose status is sent or delivered.
-  Only these could have been answered; failed, expired or canceled ones never reached anyone.
+- **delivered**: actionable reminders due in the period that went out (``models.went_out``:
+  sent or delivered, or merged into a combined message that was, so every kind a combined
+  SMS names counts). Only these could have been answered; failed, expired or canceled ones
+  never reached anyone.
 - **done** / **skipped**: delivered reminders the patient answered DONE / skipped.
 - **unanswered**: delivered, no outcome, and due longer ago than the reply window (a DONE can
   still arrive for a reminder inside the window, so it is **pending**, not unanswered).
@@ -48,7 +50,6 @@ from sqlalchemy.orm import Session
 
 from service.db.dialects import local_date
 from service.models import (
-    DELIVERED_STATUSES,
     Clinic,
     InboundMessage,
     Outcome,
@@ -56,6 +57,7 @@ from service.models import (
     Patient,
     PatientStatus,
     Reminder,
+    went_out,
 )
 from service.replies.parser import Command
 
@@ -525,7 +527,7 @@ def _day_counts_query(
         .where(
             *_in_scope(clinic_id),
             Reminder.actionable.is_(True),
-            Reminder.status.in_(DELIVERED_STATUSES),
+            went_out(),
             Reminder.due_at >= since,
             Reminder.due_at <= now,
         )

@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 
 from service.db import transaction
 from service.delivery.callbacks import apply_status_callback
-from service.replies.inbound import InboundResult, handle_sms
+from service.replies.inbound import InboundResult, SenderError, handle_sms, sender_number
 from service.web.twiml import XML, twiml
 from service.web.urls import INBOUND_PATH, REMINDER_PARAM, STATUS_PATH
 from service.web.wiring import Enqueue, Wiring, responses
@@ -54,6 +54,10 @@ def _add_inbound(app: FastAPI, wiring: Wiring) -> None:
         sid, sender = _text(form, "MessageSid", "SmsSid"), _text(form, "From")
         if not SID.fullmatch(sid) or not ADDRESS.fullmatch(sender):
             raise HTTPException(status_code=400, detail="a valid MessageSid and From are required")
+        try:
+            sender = sender_number(sender)
+        except SenderError as error:
+            raise HTTPException(status_code=400, detail=str(error)) from None
         result = await run_in_threadpool(_handle_inbound, wiring, form, sid=sid, sender=sender)
         if result.alert_inbound_id is not None:  # only now: the worker must see the row
             await run_in_threadpool(_enqueue_safely, wiring.enqueue, result.alert_inbound_id)
@@ -166,9 +170,9 @@ def _reminder_id(value: str) -> int | None:
 
 def _enqueue_safely(enqueue: Enqueue, inbound_id: int) -> None:
     """The reply is committed and the patient paused either way; a broker outage must not
-    turn that into an error Twilio would show as a failed webhook. The message is flagged
-    for the clinic in the database, where the digest and the report show it."""
+    turn that into an error Twilio would show as a failed webhook. The alert itself is a row
+    committed with the reply: the sweeper sends it once the broker is back."""
     try:
         enqueue(inbound_id)
-    except Exception:  # any broker failure: logged, and the row stays flagged
+    except Exception:  # any broker failure: logged; the alert row stays pending
         log.exception("could not enqueue the clinic alert for inbound %s", inbound_id)

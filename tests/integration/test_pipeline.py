@@ -120,6 +120,34 @@ def test_a_stop_recorded_while_reminders_sit_in_the_queue_stops_all_of_them(
     assert {r.to_address for r in canceled} == set(stopped)
 
 
+def test_a_stop_sent_while_a_claimed_batch_is_in_flight_wins(pipeline: Pipeline) -> None:
+    """20 patients in one send task, the provider answering slowly: the last patient's STOP
+    arrives after the claim, while the first messages are leaving."""
+    names = enroll_due_now(pipeline, 20)
+    pipeline.twilio.slow(0.5)
+    last_id = max(tick_and_enqueue(pipeline))
+    last_phone = next(r.to_address for r in reminders(pipeline) if r.id == last_id)
+    pipeline.start_worker(concurrency=1)
+    wait_until(lambda: len(pipeline.twilio.messages) >= 1, timeout=60, what="the batch to start")
+    with transaction(pipeline.db.sessions) as session:
+        assert session.get_one(Reminder, last_id).status is ReminderStatus.SENDING  # claimed
+        optouts.opt_out(
+            session=session,
+            address=last_phone or "",
+            channel=Channel.SMS,
+            source="sms_keyword",
+            actor="t",
+        )
+    wait_until(lambda: pipeline.open_reminders() == 0, timeout=60, what="the batch to finish")
+
+    sent_to = collections.Counter(message["to"] for message in pipeline.twilio.messages)
+    assert last_phone not in sent_to
+    assert sent_to == collections.Counter(set(names) - {last_phone})  # the 19 others, once
+    last = next(r for r in reminders(pipeline) if r.id == last_id)
+    assert last.status is ReminderStatus.CANCELED
+    assert last.error_detail == "opted out while the batch was being sent"
+
+
 def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
     names = enroll_due_now(pipeline, 150)
     pipeline.twilio.slow(0.05)
@@ -195,7 +223,7 @@ def test_a_permanent_opt_out_error_records_the_opt_out(pipeline: Pipeline) -> No
     pipeline.start_worker(concurrency=1)
     wait_until(lambda: pipeline.open_reminders() == 0, timeout=60, what="sends")
     with pipeline.db.sessions() as session:
-        assert optouts.is_opted_out(session=session, address=refused)
+        assert optouts.is_opted_out(session=session, address=refused, channel=Channel.SMS)
         failed = session.scalars(
             select(Reminder).join(Patient).where(Patient.phone == refused)
         ).one()

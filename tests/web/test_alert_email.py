@@ -10,13 +10,20 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
 
 from config.settings import Settings
 from service.db import transaction
-from service.models import AuditEvent, InboundMessage, Patient, PatientStatus
-from service.replies.alerts import send_clinic_alert
+from service.models import (
+    AlertStatus,
+    AuditEvent,
+    ClinicAlert,
+    InboundMessage,
+    Patient,
+    PatientStatus,
+)
+from service.replies.alerts import count_unsent, send_alerts, send_unsent
 from service.transports.base import TransportError
 from service.transports.email import SmtpEmailTransport
 from service.web.factory import create_app
@@ -54,13 +61,31 @@ def warn(session: Session, settings: Settings, patient: Patient, text: str) -> i
     return result.alert_inbound_id
 
 
-def alert(session: Session, settings: Settings, inbound_id: int) -> None:
-    send_clinic_alert(
-        session=session,
-        settings=settings,
-        inbound_id=inbound_id,
-        transport=SmtpEmailTransport(settings),
+def sessions_of(session: Session) -> sessionmaker[Session]:
+    """Sessions on the test's connection: each transaction of the code is a savepoint."""
+    return sessionmaker(
+        bind=session.connection(), join_transaction_mode="create_savepoint", expire_on_commit=False
     )
+
+
+def alert(session: Session, settings: Settings, inbound_id: int) -> int:
+    return send_alerts(
+        sessions=sessions_of(session),
+        transport=SmtpEmailTransport(settings),
+        inbound_id=inbound_id,
+        now=NOW,
+    )
+
+
+def sweep(session: Session, settings: Settings, now: dt.datetime) -> int:
+    return send_unsent(
+        sessions=sessions_of(session), transport=SmtpEmailTransport(settings), now=now
+    )
+
+
+def alert_rows(session: Session) -> list[ClinicAlert]:
+    session.expire_all()
+    return list(session.scalars(select(ClinicAlert).order_by(ClinicAlert.id)))
 
 
 def test_a_warning_sign_reply_emails_the_clinic(
@@ -78,10 +103,30 @@ def test_a_warning_sign_reply_emails_the_clinic(
     text = message.get_body(("plain",))
     assert text is not None
     assert "my legs feel numb" in text.get_content()
+    assert f"ptnudge replies ack {inbound_id}" in text.get_content()
     assert patient.status is PatientStatus.PAUSED
     sent = session.scalars(select(AuditEvent).where(AuditEvent.action == "clinic_alert_sent")).one()
     assert sent.detail is not None
     assert sent.detail["inbound_id"] == inbound_id
+
+
+def test_the_alert_goes_to_the_alert_fallback_when_the_clinic_has_none(
+    session: Session, database: Database, tmp_path: Path, smtp: FakeSmtpServer
+) -> None:
+    settings = make_settings(
+        database_url=database.url,
+        tmp_path=tmp_path,
+        smtp_url=smtp.url,
+        email_from=SENDER,
+        alert_email="oncall@ptnudge.example",
+    )
+    clinic = make_clinic(session)
+    clinic.email = None
+    inbound_id = warn(session, settings, make_patient(session, clinic), "I fell")
+
+    alert(session, settings, inbound_id)
+
+    assert [mail.rcpt_tos for mail in smtp.mails] == [("oncall@ptnudge.example",)]
 
 
 def test_the_alert_goes_to_the_sender_address_when_the_clinic_has_none(
@@ -154,6 +199,60 @@ def test_a_refused_alert_raises_for_the_task_to_decide(
     assert raised.value.permanent is False
     audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "clinic_alert_sent"))
     assert audit.all() == []
+    [row] = alert_rows(session)
+    assert (row.status, row.attempts) == (AlertStatus.PENDING, 1)
+    assert row.last_error is not None
+
+
+def test_the_alert_is_a_row_of_the_replys_own_transaction(
+    session: Session, mail_settings: Settings, smtp: FakeSmtpServer
+) -> None:
+    patient = make_patient(session, make_clinic(session, email=CLINIC_EMAIL))
+    inbound_id = warn(session, mail_settings, patient, "I fell")
+
+    [row] = alert_rows(session)
+    assert (row.inbound_id, row.patient_id, row.to_address) == (
+        inbound_id,
+        patient.id,
+        CLINIC_EMAIL,
+    )
+    assert row.status is AlertStatus.PENDING
+    assert count_unsent(session=session) == 1
+    assert smtp.messages == []
+
+
+def test_the_sweeper_sends_an_alert_the_fast_path_never_did_after_thirty_seconds(
+    session: Session, mail_settings: Settings, smtp: FakeSmtpServer
+) -> None:
+    patient = make_patient(session, make_clinic(session, email=CLINIC_EMAIL))
+    warn(session, mail_settings, patient, "I fell")
+
+    assert sweep(session, mail_settings, NOW + dt.timedelta(seconds=10)) == 0
+    assert sweep(session, mail_settings, NOW + dt.timedelta(seconds=31)) == 1
+    assert sweep(session, mail_settings, NOW + dt.timedelta(minutes=30)) == 0
+
+    assert len(smtp.messages) == 1
+    [row] = alert_rows(session)
+    assert (row.status, row.attempts) == (AlertStatus.SENT, 1)
+    assert count_unsent(session=session) == 0
+
+
+def test_an_alert_another_worker_claimed_is_left_to_it_until_the_claim_is_stale(
+    session: Session, mail_settings: Settings, smtp: FakeSmtpServer
+) -> None:
+    patient = make_patient(session, make_clinic(session, email=CLINIC_EMAIL))
+    inbound_id = warn(session, mail_settings, patient, "I fell")
+    [row] = alert_rows(session)
+    row.status, row.claimed_at, row.attempts = AlertStatus.SENDING, NOW, 1
+    session.flush()
+
+    assert alert(session, mail_settings, inbound_id) == 0
+    assert sweep(session, mail_settings, NOW + dt.timedelta(minutes=1)) == 0
+    assert smtp.messages == []
+    # The worker died mid-send: after the claim expires the sweeper sends it.
+    assert sweep(session, mail_settings, NOW + dt.timedelta(minutes=6)) == 1
+    assert len(smtp.messages) == 1
+    assert alert_rows(session)[0].attempts == 2
 
 
 def test_a_signed_warning_sign_reply_pauses_the_patient_and_the_clinic_gets_an_email(
@@ -174,9 +273,12 @@ def test_a_signed_warning_sign_reply_pauses_the_patient_and_the_clinic_gets_an_e
         ).id
 
     def run_alert_task(inbound_id: int) -> None:
-        # What the worker's task does, in its own transaction.
-        with transaction(committed_db.sessions) as session:
-            alert(session, settings, inbound_id)
+        # What the worker's task does.
+        send_alerts(
+            sessions=committed_db.sessions,
+            transport=SmtpEmailTransport(settings),
+            inbound_id=inbound_id,
+        )
 
     params = {
         "MessageSid": "SM" + "9" * 32,

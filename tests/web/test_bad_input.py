@@ -114,7 +114,9 @@ def test_a_link_dated_in_the_future_is_refused(edge: Edge) -> None:
     assert response.status_code == 400
     assert "not valid" in response.text
     with transaction(edge.db.sessions) as session:
-        assert not optouts.is_opted_out(session=session, address="ana@example.com")
+        assert not optouts.is_opted_out(
+            session=session, address="ana@example.com", channel=Channel.EMAIL
+        )
 
 
 def test_a_stop_link_with_no_email_behind_it_tells_the_truth(edge: Edge) -> None:
@@ -127,7 +129,7 @@ def test_a_stop_link_with_no_email_behind_it_tells_the_truth(edge: Edge) -> None
         assert "reply STOP" in response.text
         assert "<form" not in response.text
     with transaction(edge.db.sessions) as session:
-        assert not optouts.is_opted_out(session=session, address=PHONE)
+        assert not optouts.is_opted_out(session=session, address=PHONE, channel=Channel.SMS)
 
 
 def test_a_megabyte_inbound_body_is_stored_cut_and_marked(edge: Edge) -> None:
@@ -141,3 +143,43 @@ def test_a_megabyte_inbound_body_is_stored_cut_and_marked(edge: Edge) -> None:
         body = session.scalars(select(InboundMessage.body)).one()
     assert len(body) == 2000
     assert body.endswith("… [cut]")
+
+
+@pytest.mark.parametrize(
+    ("sender", "reason"),
+    [
+        ("whatsapp:+13125557100", "phone number"),
+        ("ana@example.com", "phone number"),
+        ("3125557100", "phone number"),
+    ],
+)
+def test_an_inbound_from_that_is_not_a_phone_number_is_refused_and_nothing_stored(
+    edge: Edge, sender: str, reason: str
+) -> None:
+    add_reminder(edge, status=ReminderStatus.DELIVERED, email="ana@example.com")
+    params = {"MessageSid": "SM" + "e" * 32, "From": sender, "To": "+13125550000", "Body": "STOP"}
+
+    response = edge.post_signed("/twilio/inbound", params)
+
+    assert response.status_code == 400
+    assert reason in response.text
+    with transaction(edge.db.sessions) as session:
+        assert list(session.scalars(select(InboundMessage))) == []
+        for channel in Channel:
+            assert not optouts.is_opted_out(session=session, address=sender, channel=channel)
+            assert not optouts.is_opted_out(
+                session=session, address="ana@example.com", channel=channel
+            )
+
+
+def test_an_inbound_from_written_with_spaces_is_stored_in_e164(edge: Edge) -> None:
+    add_reminder(edge, status=ReminderStatus.DELIVERED)
+    params = {"MessageSid": "SM" + "f" * 32, "From": "+1 312-555-7100", "To": "+13125550000"}
+
+    response = edge.post_signed("/twilio/inbound", params | {"Body": "STOP"})
+
+    assert response.status_code == 200
+    with transaction(edge.db.sessions) as session:
+        row = session.scalars(select(InboundMessage)).one()
+        assert row.from_address == PHONE
+        assert optouts.is_opted_out(session=session, address=PHONE, channel=Channel.SMS)

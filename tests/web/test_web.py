@@ -121,7 +121,8 @@ def count_inbound(web: Web) -> int:
 
 def opted_out(web: Web, address: str = PHONE) -> bool:
     with transaction(web.db.sessions) as session:
-        return optouts.is_opted_out(session=session, address=address)
+        channel = Channel.EMAIL if "@" in address else Channel.SMS
+        return optouts.is_opted_out(session=session, address=address, channel=channel)
 
 
 def add(web: Web, patient_id: int, **fields: object) -> int:

@@ -61,6 +61,8 @@ def test_the_installed_script_enrolls_and_imports(tmp_path: Path) -> None:
             "+13125550199",
             "--timezone",
             "America/Chicago",
+            "--email",
+            "frontdesk@back.example",
         ),
         ptnudge("patients", "import", str(export), "--clinic", "back-clinic", "--json"),
     ]

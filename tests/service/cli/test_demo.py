@@ -8,8 +8,11 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
 
 from service.cli.demo import ZONE, next_steps
 
@@ -64,3 +67,36 @@ def test_a_day_still_to_come_leaves_the_report_out_and_says_why(tmp_path: Path) 
     assert not any("report adherence" in line for line in lines)
     assert any("covers days up to now" in line for line in lines)
     assert any(f"replies list --since {later}" in line for line in lines)
+
+
+def test_the_demo_day_counts_every_kind_a_combined_message_carried(tmp_path: Path) -> None:
+    day = dt.datetime.now(ZoneInfo(ZONE)).date() - dt.timedelta(days=1)
+    assert shell(f"{SCRIPT} demo --day {day}", tmp_path).returncode == 0
+    database = f"sqlite:///{tmp_path / '.ptnudge' / 'demo' / 'demo.db'}"
+    report = shell(
+        f"PTNUDGE_DATABASE_URL={database} {SCRIPT} report adherence --since {day} --format json",
+        tmp_path,
+    )
+    (ana,) = json.loads(report.stdout)
+    engine = sa.create_engine(database)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT r.kind, r.status, r.outcome, h.status FROM reminders AS r "
+                "LEFT JOIN reminders AS h ON h.id = r.merged_into_id WHERE r.actionable"
+            )
+        ).all()
+    engine.dispose()
+    went_out = Counter(
+        kind
+        for kind, status, _, head in rows
+        if status in {"sent", "delivered"} or (status == "merged" and head in {"sent", "delivered"})
+    )
+    merged_done = [kind for kind, status, outcome, _ in rows if status == "merged" and outcome]
+
+    assert {kind: doc["delivered"] for kind, doc in ana["per_kind"].items()} == dict(went_out)
+    assert ana["delivered"] == sum(went_out.values())
+    assert "leg_strength" in ana["per_kind"]  # only ever sent inside a combined message
+    # The 09:00 "change position and do your stretches" was answered DONE: both kinds count.
+    assert "stretch" in merged_done
+    assert ana["per_kind"]["stretch"]["done"] == ana["per_kind"]["stretch"]["delivered"]

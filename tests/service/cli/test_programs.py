@@ -54,7 +54,20 @@ def test_show_an_unknown_program_lists_the_known_ones() -> None:
     result = run("show", "stenosis-extreme")
 
     assert result.exit_code == 1
-    assert "unknown program 'stenosis-extreme'; available: stenosis-active" in result.stderr
+    assert "unknown program 'stenosis-extreme'; available: stenosis-12-weeks" in result.stderr
+
+
+def test_show_a_progression_lists_each_phase_with_its_weeks_and_items() -> None:
+    table = run("show", "stenosis-6-weeks")
+    document = json.loads(run("show", "stenosis-6-weeks", "--json").stdout)
+
+    assert table.exit_code == 0, table.output
+    assert "phase 1: stenosis-gentle, 2 week(s)" in table.stdout
+    assert "phase 2: stenosis-core, 4 week(s)" in table.stdout
+    assert document["phases"] == [
+        {"program": "stenosis-gentle", "weeks": 2},
+        {"program": "stenosis-core", "weeks": 4},
+    ]
 
 
 def test_validate_names_the_file_the_item_and_the_reason(tmp_path: Path) -> None:

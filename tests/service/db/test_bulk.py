@@ -52,7 +52,7 @@ def test_insert_new_skips_stored_rows_and_returns_the_inserted_ones(session: Ses
             ("+13125550100", Channel.SMS, "import", NOW),
             ("ana@example.org", Channel.EMAIL, "import", NOW),
         ],
-        unique=("address",),
+        unique=("channel", "address"),
         returning=(OPT_OUTS.c.address, OPT_OUTS.c.channel),
     )
 

@@ -32,9 +32,9 @@ def test_insert_ignoring_duplicates_keeps_the_stored_row_and_returns_only_new_on
 ) -> None:
     session.add(OptOut(**opt_out_row("+13125550100", source="sms_keyword")))
     session.flush()
-    statement = insert_ignoring_duplicates(OptOut, session=session, unique=("address",)).returning(
-        OptOut.address
-    )
+    statement = insert_ignoring_duplicates(
+        OptOut, session=session, unique=("channel", "address")
+    ).returning(OptOut.address)
 
     inserted = session.scalars(
         statement, [opt_out_row("+13125550100"), opt_out_row("+13125550101")]

@@ -131,7 +131,9 @@ def test_undelivered_records_the_error_code(session: Session, patient: Patient) 
     callback(session, "undelivered", code="30003")
 
     assert (reminder.status, reminder.error_code) == (ReminderStatus.UNDELIVERED, "30003")
-    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert not optouts.is_opted_out(
+        session=session, address=patient.phone or "", channel=Channel.SMS
+    )
 
 
 def test_error_21610_records_an_opt_out(session: Session, patient: Patient) -> None:
@@ -141,7 +143,7 @@ def test_error_21610_records_an_opt_out(session: Session, patient: Patient) -> N
 
     assert reminder.status is ReminderStatus.FAILED
     assert reminder.error_code == "21610"
-    assert optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert optouts.is_opted_out(session=session, address=patient.phone or "", channel=Channel.SMS)
 
 
 def test_an_invalid_number_code_marks_the_patients_phone(

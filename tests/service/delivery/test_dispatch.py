@@ -399,6 +399,28 @@ def test_a_patient_silent_since_their_first_reminder_went_out_is_backed_off(
     assert kinds == {"reengage": ReminderStatus.QUEUED, "stretch": ReminderStatus.CANCELED}
 
 
+def test_one_pass_backs_off_only_the_patients_whose_first_reminder_went_out_long_ago(
+    session: Session,
+) -> None:
+    silent, recent = patient_due(session), patient_due(session)
+    for patient in (silent, recent):
+        patient.created_at = NOW - dt.timedelta(days=10)
+    went_out(session, silent, NOW - dt.timedelta(days=5))
+    went_out(session, recent, NOW - dt.timedelta(days=2))
+    went_out(session, recent, NOW - dt.timedelta(days=1))
+
+    dispatch_due(session=session, rules=RULES, now=NOW)
+
+    def today(patient: Patient) -> dict[str, ReminderStatus]:
+        return {r.kind: r.status for r in rows(session, patient) if r.due_at > NOW - DAY_AGO}
+
+    assert today(silent) == {"reengage": ReminderStatus.QUEUED, "stretch": ReminderStatus.CANCELED}
+    assert today(recent) == {"stretch": ReminderStatus.QUEUED}
+
+
+DAY_AGO = dt.timedelta(hours=12)
+
+
 def test_in_back_off_the_one_daily_reminder_rotates_through_the_kinds_exercises_first(
     session: Session,
 ) -> None:

@@ -153,7 +153,9 @@ def test_a_stop_link_with_no_email_address_behind_it_says_so_and_changes_nothing
         with pytest.raises(LinkError) as raised:
             act(session=session, settings=link_settings, token=token, now=now())
         assert raised.value.reason == "no_email"
-    assert not optouts.is_opted_out(session=session, address=reminder.to_address)
+    assert not optouts.is_opted_out(
+        session=session, address=reminder.to_address, channel=Channel.SMS
+    )
 
 
 def test_a_stop_link_of_an_sms_reminder_unsubscribes_the_patients_email(
@@ -165,5 +167,7 @@ def test_a_stop_link_of_an_sms_reminder_unsubscribes_the_patients_email(
     result = apply_link(session=session, settings=link_settings, token=token, now=now())
 
     assert result.changed
-    assert optouts.is_opted_out(session=session, address="ana@example.com")
-    assert not optouts.is_opted_out(session=session, address=reminder.to_address)
+    assert optouts.is_opted_out(session=session, address="ana@example.com", channel=Channel.EMAIL)
+    assert not optouts.is_opted_out(
+        session=session, address=reminder.to_address, channel=Channel.SMS
+    )

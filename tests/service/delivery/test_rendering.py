@@ -325,6 +325,7 @@ def test_clinic_alert_carries_the_reply_and_who_sent_it() -> None:
         "first_name": "Ana",
         "patient_id": 42,
         "reply_text": "my leg went numb",
+        "reply_id": 9001,
         "received_at": received,
     }
     email = render_email(message="clinic_alert", locale="en", context=context)
@@ -335,6 +336,7 @@ def test_clinic_alert_carries_the_reply_and_who_sent_it() -> None:
         assert "my leg went numb" in body
         assert "2026-03-02 09:15 CST" in body
         assert "ptnudge patients resume 42" in body
+        assert "ptnudge replies ack 9001" in body
 
 
 def test_clinic_digest_lists_each_section_and_says_when_one_is_empty() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from config.settings import Settings
 from service.db import make_sessionmaker, transaction
 from service.delivery.messages import body_digest
 from service.delivery.rendering import ACTION_PHRASES
-from service.delivery.sending import SendOutcome, Transports, send_reminder
+from service.delivery.sending import SendOutcome, Transports, send_reminder, send_reminders
 from service.delivery.ticking import run_tick
 from service.enrollment import optouts
 from service.models import (
@@ -476,7 +478,9 @@ def test_twilio_refusing_an_unsubscribed_number_fails_it_and_records_the_opt_out
     assert failed.status is ReminderStatus.FAILED
     assert failed.error_code == "21610"
     with committed_db.sessions() as session:
-        assert optouts.is_opted_out(session=session, address=reminder.to_address)
+        assert optouts.is_opted_out(
+            session=session, address=reminder.to_address, channel=Channel.SMS
+        )
 
 
 def test_twilio_calling_the_number_invalid_fails_it_and_marks_the_patients_phone(
@@ -498,7 +502,9 @@ def test_twilio_calling_the_number_invalid_fails_it_and_marks_the_patients_phone
     assert failed.error_code == "21211"
     assert load_patient(committed_db, reminder.patient_id).phone_invalid_code == "21211"
     with committed_db.sessions() as session:
-        assert not optouts.is_opted_out(session=session, address=reminder.to_address)
+        assert not optouts.is_opted_out(
+            session=session, address=reminder.to_address, channel=Channel.SMS
+        )
 
 
 def test_an_answer_slower_than_the_timeout_leaves_the_reminder_sending(
@@ -597,3 +603,46 @@ def test_two_items_due_in_the_same_minute_leave_as_one_message_naming_both(
     assert merged.status is ReminderStatus.MERGED
     assert merged.merged_into_id == head_id
     assert load_reminder(committed_db, head_id).status is ReminderStatus.SENT
+
+
+def test_a_patient_removed_while_their_batch_is_in_flight_gets_nothing(
+    committed_db: Database,
+    settings: Settings,
+    transports: Transports,
+    twilio: FakeTwilioServer,
+    now: dt.datetime,
+) -> None:
+    for _ in range(3):
+        enroll_due(committed_db, now=now)
+    ids = sorted(dispatch(committed_db, settings, now=now))
+    last = load_reminder(committed_db, ids[-1])
+    twilio.slow(0.4)
+
+    def remove_last_patient_once_sending_starts() -> None:
+        deadline = time.monotonic() + 10
+        while not twilio.messages and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with transaction(committed_db.sessions) as session:
+            session.get_one(Patient, last.patient_id).status = PatientStatus.REMOVED
+
+    remover = threading.Thread(target=remove_last_patient_once_sending_starts)
+    remover.start()
+    results = send_reminders(
+        sessions=committed_db.sessions,
+        settings=settings,
+        transports=transports,
+        urls=PublicUrls(settings.public_url),
+        reminder_ids=ids,
+        retry_policy=lambda _attempts: RETRY_IN,
+    )
+    remover.join()
+
+    assert [results[i].outcome for i in ids] == [
+        SendOutcome.SENT,
+        SendOutcome.SENT,
+        SendOutcome.CANCELED,
+    ]
+    assert len(twilio.messages) == 2
+    canceled = load_reminder(committed_db, ids[-1])
+    assert canceled.status is ReminderStatus.CANCELED
+    assert canceled.error_detail == "patient removed while the batch was being sent"

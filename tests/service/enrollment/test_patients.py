@@ -20,20 +20,25 @@ from service.enrollment.patients import (
     EnrollmentRequest,
     PatientStateError,
     _phone,  # the private parser: one property test is about it
+    advance_programs,
+    discharge,
     enroll,
+    enroll_patient,
     get_patient,
     list_patients,
     pause,
+    program_adherence,
     remove,
     resume,
 )
-from service.enrollment.plans import schedule_for
+from service.enrollment.plans import is_paused_at, schedule_for
 from service.enrollment.scheduling import next_due_by_item
 from service.models import (
     AuditEvent,
     Channel,
     ChannelChoice,
     Clinic,
+    Outcome,
     Patient,
     PatientStatus,
     Reminder,
@@ -235,36 +240,94 @@ def test_every_bad_field_is_listed_at_once(session: Session, clinic: Clinic) -> 
     ]
 
 
-def test_the_same_phone_twice_at_a_clinic_is_explained_and_not_stored(
+def test_the_same_phone_and_first_name_twice_at_a_clinic_is_explained_and_not_stored(
     session: Session, clinic: Clinic
 ) -> None:
     first = enroll_one(session, clinic)
 
     with pytest.raises(DuplicateError) as caught:
-        enroll_one(session, clinic, first_name="Ana Maria", phone="+1 312-555-0100")
+        enroll_one(session, clinic, first_name="ANA", phone="+1 312-555-0100")
 
     assert str(caught.value) == (
-        f"+13125550100 is already enrolled at back-clinic as patient {first.id}"
+        f"Ana (+13125550100) is already enrolled at back-clinic as patient {first.id}"
     )
     assert caught.value.patient_id == first.id
     assert count(session, Patient) == 1
     assert count(session, Reminder) == 1
 
 
-def test_a_removed_patient_is_named_as_such_in_the_duplicate_error(
+def test_family_members_may_share_a_phone_when_their_first_names_differ(
+    session: Session, clinic: Clinic
+) -> None:
+    ana = enroll_one(session, clinic)
+    luis = enroll_one(session, clinic, first_name="Luis", phone="+1 312-555-0100")
+
+    assert ana.phone == luis.phone
+    assert ana.id != luis.id
+    with pytest.raises(DuplicateError, match=rf"Luis \(\+13125550100\) .* patient {luis.id}"):
+        enroll_one(session, clinic, first_name="luis")
+
+
+def test_a_paused_patient_is_named_as_such_in_the_duplicate_error(
     session: Session, clinic: Clinic
 ) -> None:
     first = enroll_one(session, clinic)
-    remove(session=session, patient=first, actor=ACTOR, now=NOW)
+    pause(session=session, patient=first, until=None, actor=ACTOR, now=NOW)
 
-    with pytest.raises(DuplicateError, match=rf"as patient {first.id} \(removed\)"):
+    with pytest.raises(DuplicateError, match=rf"as patient {first.id} \(paused\)"):
         enroll_one(session, clinic)
+
+
+@pytest.mark.parametrize("end", ["remove", "discharge"])
+def test_enrolling_a_removed_or_completed_patient_again_reactivates_them(
+    session: Session, clinic: Clinic, end: str
+) -> None:
+    first = enroll_one(session, clinic, tune=("heat.at=08:00",))
+    (remove if end == "remove" else discharge)(session=session, patient=first, actor=ACTOR, now=NOW)
+    later = NOW + dt.timedelta(days=30)
+
+    again = enroll_patient(
+        session=session,
+        clinic=clinic,
+        request=EnrollmentRequest(
+            first_name="ana", phone="312 555 0100", program="stenosis-gentle"
+        ),
+        actor="cli:other",
+        now=later,
+    )
+
+    patient = again.patient
+    assert again.reactivated
+    assert (patient.id, patient.status, patient.program_id) == (
+        first.id,
+        PatientStatus.ACTIVE,
+        "stenosis-gentle",
+    )
+    assert patient.start_date == dt.date(2026, 12, 24)
+    assert (patient.consent_at, patient.consent_recorded_by) == (later, "cli:other")
+    assert patient.tunings is None  # the new enrollment's tuning: none
+    assert [item.kind for item in patient.plan_items] == [
+        "position_change",
+        "heat",
+        "stretch",
+        "ice",
+    ]
+    assert all(item.next_due_at and item.next_due_at > later for item in patient.plan_items)
+    welcomes = session.scalars(
+        select(Reminder.status).where(Reminder.patient_id == patient.id, Reminder.kind == "welcome")
+    ).all()
+    assert sorted(welcomes) == [ReminderStatus.CANCELED, ReminderStatus.SCHEDULED]
+    actions = session.scalars(
+        select(AuditEvent.action).where(AuditEvent.patient_id == patient.id).order_by(AuditEvent.id)
+    ).all()
+    assert actions[-2:] == ["reactivate", "consent"]
+    assert count(session, Patient) == 1
 
 
 def test_the_same_email_only_patient_twice_is_a_duplicate(session: Session, clinic: Clinic) -> None:
     enroll_one(session, clinic, phone=None, email="ana@example.com")
 
-    with pytest.raises(DuplicateError, match=r"ana@example\.com is already enrolled"):
+    with pytest.raises(DuplicateError, match=r"Ana \(ana@example\.com\) is already enrolled"):
         enroll_one(session, clinic, phone=None, email="ANA@example.com")
 
 
@@ -385,9 +448,9 @@ def test_removing_ends_the_plan_and_cancels_what_has_not_left(
     )
     # The one already at the provider is left to finish: the send task re-checks the patient.
     assert statuses == {"welcome": ReminderStatus.CANCELED, "stretch": ReminderStatus.SENDING}
-    with pytest.raises(PatientStateError, match="was removed"):
+    with pytest.raises(PatientStateError, match="is removed; enroll them again"):
         pause(session=session, patient=patient, until=None, actor=ACTOR, now=NOW)
-    with pytest.raises(PatientStateError, match="was removed"):
+    with pytest.raises(PatientStateError, match="is removed; enroll them again"):
         resume(session=session, patient=patient, actor=ACTOR, now=NOW)
 
 
@@ -418,3 +481,157 @@ def test_phone_numbers_read_as_the_phonenumbers_library_reads_them(
     except ValueError:
         found = None
     assert found == expected
+
+
+# --- programs that end and progress ---------------------------------------------------------
+
+# Chicago midnights (UTC-6 in winter).
+PHASE_TWO = dt.datetime(2026, 12, 15, 6, 0, tzinfo=dt.UTC)
+AFTER_END = dt.datetime(2027, 1, 12, 6, 0, tzinfo=dt.UTC)
+
+
+def enroll_progression(session: Session, clinic: Clinic, **fields: object) -> Patient:
+    return enroll_one(session, clinic, program="stenosis-6-weeks", start="2026-12-01", **fields)
+
+
+def test_a_progression_starts_on_its_first_phase_and_knows_when_it_changes(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_progression(session, clinic)
+
+    assert (patient.program_id, patient.phase) == ("stenosis-6-weeks", 0)
+    assert patient.end_date == dt.date(2027, 1, 11)  # six weeks, the start day included
+    assert patient.plan_changes_at == PHASE_TWO
+    assert [item.kind for item in patient.plan_items] == [
+        "position_change",
+        "heat",
+        "stretch",
+        "ice",
+    ]
+    assert patient.max_per_day == 8
+    assert all(item.next_due_at and item.next_due_at < PHASE_TWO for item in patient.plan_items)
+
+
+def test_at_the_phase_boundary_the_plan_switches_and_one_line_tells_the_patient(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_progression(session, clinic, tune=("stretch.at=10:00,16:00",))
+    stretch_id = patient.plan_items[2].id
+
+    moved = advance_programs(session=session, now=PHASE_TWO, programs_dir=None)
+
+    assert moved == 1
+    assert patient.phase == 1
+    plan = {item.kind: item for item in patient.plan_items}
+    assert list(plan) == [
+        "position_change",
+        "stretch",
+        "pelvic_tilt",
+        "leg_strength",
+        "walk_or_cycle",
+    ]
+    assert plan["stretch"].id == stretch_id  # the same row: its reminders stay linked
+    assert plan["stretch"].at_times == ["10:00", "16:00"]  # the tuning still applies
+    assert patient.max_per_day == 10
+    assert patient.plan_changes_at == AFTER_END
+    assert all(item.next_due_at and item.next_due_at > PHASE_TWO for item in patient.plan_items)
+    note = session.scalars(
+        select(Reminder).where(Reminder.patient_id == patient.id, Reminder.kind == "phase_change")
+    ).one()
+    assert (note.status, note.actionable) == (ReminderStatus.SCHEDULED, False)
+    assert note.due_at == dt.datetime(2026, 12, 15, 14, 0, tzinfo=dt.UTC)  # 08:00, awake
+    assert advance_programs(session=session, now=PHASE_TWO, programs_dir=None) == 0
+
+
+def test_past_the_end_date_the_patient_is_completed_with_a_closing_message(
+    session: Session, clinic: Clinic
+) -> None:
+    patient = enroll_progression(session, clinic)
+    advance_programs(session=session, now=PHASE_TWO, programs_dir=None)
+    done = Reminder(
+        patient_id=patient.id,
+        kind="stretch",
+        channel=Channel.SMS,
+        due_at=PHASE_TWO + dt.timedelta(hours=9),
+        status=ReminderStatus.DELIVERED,
+        outcome=Outcome.DONE,
+    )
+    missed = Reminder(
+        patient_id=patient.id,
+        kind="stretch",
+        channel=Channel.SMS,
+        due_at=PHASE_TWO + dt.timedelta(hours=10),
+        status=ReminderStatus.SENT,
+    )
+    session.add_all([done, missed])
+    session.flush()
+
+    advance_programs(session=session, now=AFTER_END, programs_dir=None)
+
+    assert patient.status is PatientStatus.COMPLETED
+    assert patient.plan_changes_at is None
+    assert all(item.next_due_at is None for item in patient.plan_items)
+    closing = session.scalars(
+        select(Reminder).where(
+            Reminder.patient_id == patient.id, Reminder.kind == "program_complete"
+        )
+    ).one()
+    # The closing message names these figures when it is composed.
+    assert program_adherence(session=session, patient=patient) == (1, 2)
+    assert closing.due_at == dt.datetime(2027, 1, 12, 14, 0, tzinfo=dt.UTC)
+    assert not is_paused_at(patient, closing.due_at, message="program_complete")
+    assert is_paused_at(patient, closing.due_at, message="stretch")
+    event = session.scalars(select(AuditEvent).where(AuditEvent.action == "complete")).one()
+    # Canceled: the welcome and the phase-change line, never dispatched in this test.
+    assert event.detail == {"why": "end date", "canceled": 2, "done": 1, "delivered": 2}
+
+
+def test_discharging_completes_the_program_now(session: Session, clinic: Clinic) -> None:
+    patient = enroll_one(session, clinic)
+
+    discharge(session=session, patient=patient, actor=ACTOR, now=NOW)
+
+    assert patient.status is PatientStatus.COMPLETED
+    kinds = session.scalars(
+        select(Reminder.kind).where(
+            Reminder.patient_id == patient.id, Reminder.status == ReminderStatus.SCHEDULED
+        )
+    ).all()
+    assert kinds == ["program_complete"]  # the welcome was canceled; 15:00 is awake: now
+    with pytest.raises(PatientStateError, match="is completed; enroll them again"):
+        discharge(session=session, patient=patient, actor=ACTOR, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("fields", "end"),
+    [
+        ({"weeks": "1"}, dt.date(2026, 12, 7)),
+        ({"end": "2026-12-20"}, dt.date(2026, 12, 20)),
+        ({"program": "stenosis-6-weeks", "weeks": "8"}, dt.date(2027, 1, 25)),
+        ({}, None),
+    ],
+)
+def test_the_end_date_comes_from_weeks_an_end_or_the_program(
+    session: Session, clinic: Clinic, fields: dict[str, object], end: dt.date | None
+) -> None:
+    patient = enroll_one(session, clinic, start="2026-12-01", **fields)
+
+    assert patient.end_date == end
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"weeks": "0"}, "weeks '0' must be a whole number from 1 to 104"),
+        ({"weeks": "2", "end": "2026-12-30"}, "give the weeks or the end date, not both"),
+        ({"end": "2026-11-30"}, "end date 2026-11-30 is before the start date 2026-12-01"),
+        ({"end": "soon"}, "end date 'soon' is not a date like 2026-12-01"),
+    ],
+)
+def test_a_bad_length_is_explained(
+    session: Session, clinic: Clinic, fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(EnrollmentError, match=re.escape(message)) as caught:
+        enroll_one(session, clinic, start="2026-12-01", **fields)
+
+    assert caught.value.field == "end"

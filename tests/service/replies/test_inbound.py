@@ -15,6 +15,7 @@ from service.enrollment import optouts
 from service.models import (
     AuditEvent,
     Channel,
+    ClinicAlert,
     InboundMessage,
     Outcome,
     PainScore,
@@ -123,7 +124,7 @@ def test_stop_cancels_queued_reminders_for_every_patient_on_the_number(
 
     result = sms(session, settings, phone, "STOP")
 
-    assert optouts.is_opted_out(session=session, address=phone)
+    assert optouts.is_opted_out(session=session, address=phone, channel=Channel.SMS)
     for reminder in queued:
         session.refresh(reminder)
         assert reminder.status is ReminderStatus.CANCELED
@@ -175,7 +176,7 @@ def test_after_stop_other_replies_get_no_answer(session: Session, settings: Sett
 def test_stop_from_an_unknown_number_is_recorded(session: Session, settings: Settings) -> None:
     result = sms(session, settings, "+13125550404", "stop")
 
-    assert optouts.is_opted_out(session=session, address="+13125550404")
+    assert optouts.is_opted_out(session=session, address="+13125550404", channel=Channel.SMS)
     assert result.reply_text is None
 
 
@@ -191,7 +192,9 @@ def test_start_opts_back_in_and_the_schedule_resumes_from_now(
 
     result = sms(session, quiet_twilio, patient, "START", now=later)
 
-    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert not optouts.is_opted_out(
+        session=session, address=patient.phone or "", channel=Channel.SMS
+    )
     assert patient.plan_items[0].next_due_at is not None
     assert patient.plan_items[0].next_due_at > later  # nothing missed is replayed
     assert result.reply_text is not None
@@ -203,7 +206,9 @@ def test_exact_start_is_left_to_twilio_to_answer(session: Session, settings: Set
     sms(session, settings, patient, "STOP")
 
     assert sms(session, settings, patient, "START").reply_text is None
-    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert not optouts.is_opted_out(
+        session=session, address=patient.phone or "", channel=Channel.SMS
+    )
 
 
 def test_yes_from_an_opted_out_number_opts_back_in(
@@ -214,7 +219,9 @@ def test_yes_from_an_opted_out_number_opts_back_in(
 
     sms(session, quiet_twilio, patient, "YES")
 
-    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert not optouts.is_opted_out(
+        session=session, address=patient.phone or "", channel=Channel.SMS
+    )
     assert inbound_rows(session)[-1].command == "start"
 
 
@@ -585,7 +592,7 @@ def test_stop_with_a_warning_sign_does_both(
 ) -> None:
     result = sms(session, settings, patient, "numbness in legs, stop")
 
-    assert optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert optouts.is_opted_out(session=session, address=patient.phone or "", channel=Channel.SMS)
     assert patient.status is PatientStatus.PAUSED
     assert result.alert_inbound_id == inbound_rows(session)[-1].id
     assert result.reply_text is not None
@@ -719,7 +726,9 @@ def test_wanting_to_quit_in_other_words_is_told_how_to_stop_and_stays_subscribed
 
     assert result.reply_text is not None
     assert "reply STOP" in result.reply_text
-    assert not optouts.is_opted_out(session=session, address=patient.phone or "")
+    assert not optouts.is_opted_out(
+        session=session, address=patient.phone or "", channel=Channel.SMS
+    )
     assert session.scalars(select(InboundMessage)).one().needs_attention is True
 
 
@@ -758,3 +767,177 @@ def test_a_body_of_exactly_two_thousand_characters_is_kept_whole(
     sms(session, settings, patient, body)
 
     assert inbound_rows(session)[0].body == body
+
+
+# --- a phone shared by several patients ----------------------------------------------------
+
+
+def _shared_phone(session: Session) -> tuple[Patient, Patient]:
+    """Ana and Luis on one phone, each with their own clinic (Luis's enrolled last)."""
+    phone = "+13125556060"
+    riverside = make_clinic(session)
+    riverside.name, riverside.phone = "Riverside Spine", "+13125550123"
+    ana = make_patient(session, riverside, phone=phone, schedule_after=NOW)
+    luis = make_patient(
+        session, make_clinic(session), first_name="Luis", phone=phone, schedule_after=NOW
+    )
+    return ana, luis
+
+
+def test_done_from_a_shared_phone_credits_the_reminder_that_went_out_last(
+    session: Session, settings: Settings
+) -> None:
+    ana, luis = _shared_phone(session)
+    # Luis's reminder was due later, but Ana's was held up and went out after it.
+    late = add_reminder(session, ana, due_at=NOW - dt.timedelta(minutes=50))
+    late.sent_at = NOW - dt.timedelta(minutes=5)
+    luis_reminder = add_reminder(session, luis, due_at=NOW - dt.timedelta(minutes=20))
+
+    sms(session, settings, ana, "DONE")
+
+    session.refresh(late)
+    session.refresh(luis_reminder)
+    assert (late.outcome, luis_reminder.outcome) == (Outcome.DONE, None)
+    assert inbound_rows(session)[-1].patient_id == ana.id
+
+
+def test_a_pain_score_from_a_shared_phone_answers_the_question_that_went_out_last(
+    session: Session, settings: Settings
+) -> None:
+    ana, luis = _shared_phone(session)
+    asked_ana = add_reminder(
+        session, ana, kind="pain_question", due_at=NOW - dt.timedelta(minutes=50)
+    )
+    asked_ana.sent_at = NOW - dt.timedelta(minutes=5)
+    add_reminder(session, luis, kind="pain_question", due_at=NOW - dt.timedelta(minutes=20))
+
+    sms(session, settings, ana, "4")
+
+    scores = list(session.scalars(select(PainScore.patient_id)))
+    assert scores == [ana.id]
+
+
+def test_help_from_a_shared_phone_names_the_clinic_of_the_last_reminder(
+    session: Session, settings: Settings
+) -> None:
+    ana, luis = _shared_phone(session)
+    add_reminder(session, luis, due_at=NOW - dt.timedelta(minutes=40))
+    add_reminder(session, ana, due_at=NOW - dt.timedelta(minutes=10))
+
+    result = sms(session, settings, ana, "HELP")
+
+    assert result.reply_text is not None
+    assert "Riverside Spine" in result.reply_text
+    assert "312-555-0123" in result.reply_text
+    assert inbound_rows(session)[-1].clinic_id == ana.clinic_id
+
+
+def test_free_text_from_a_shared_phone_goes_to_the_clinic_of_the_last_reminder(
+    session: Session, settings: Settings
+) -> None:
+    ana, _luis = _shared_phone(session)
+    add_reminder(session, ana, due_at=NOW - dt.timedelta(minutes=10))
+
+    sms(session, settings, ana, "can I swim instead this week?")
+
+    row = inbound_rows(session)[-1]
+    assert (row.patient_id, row.clinic_id, row.needs_attention) == (ana.id, ana.clinic_id, True)
+
+
+def test_stop_from_a_shared_phone_opts_out_for_every_clinic_and_names_them_all(
+    session: Session, quiet_twilio: Settings
+) -> None:
+    ana, _luis = _shared_phone(session)
+
+    result = sms(session, quiet_twilio, ana, "STOP")
+
+    assert optouts.is_opted_out(session=session, address=ana.phone or "", channel=Channel.SMS)
+    assert result.reply_text is not None
+    assert "Riverside Spine" in result.reply_text
+    assert "Lakeside Back Clinic" in result.reply_text
+
+
+def test_two_family_members_at_one_clinic_done_credits_whose_reminder_went_out_last(
+    session: Session, settings: Settings
+) -> None:
+    phone = "+13125556070"
+    clinic = make_clinic(session)
+    ana = make_patient(session, clinic, phone=phone, schedule_after=NOW)
+    luis = make_patient(session, clinic, first_name="Luis", phone=phone, schedule_after=NOW)
+    luis_reminder = add_reminder(session, luis, due_at=NOW - dt.timedelta(minutes=40))
+    ana_reminder = add_reminder(session, ana, due_at=NOW - dt.timedelta(minutes=50))
+    ana_reminder.sent_at = NOW - dt.timedelta(minutes=3)
+
+    sms(session, settings, phone, "done")
+
+    session.refresh(ana_reminder)
+    session.refresh(luis_reminder)
+    assert (ana_reminder.outcome, luis_reminder.outcome) == (Outcome.DONE, None)
+    assert inbound_rows(session)[-1].patient_id == ana.id
+
+
+def test_a_warning_from_a_family_phone_writes_one_alert_per_patient_of_the_clinic(
+    session: Session, settings: Settings
+) -> None:
+    phone = "+13125556071"
+    clinic = make_clinic(session)
+    ana = make_patient(session, clinic, phone=phone, schedule_after=NOW)
+    luis = make_patient(session, clinic, first_name="Luis", phone=phone, schedule_after=NOW)
+
+    sms(session, settings, phone, "I fell and cannot get up")
+
+    alerts = session.scalars(select(ClinicAlert).order_by(ClinicAlert.patient_id)).all()
+    assert [(a.patient_id, a.clinic_id) for a in alerts] == [
+        (ana.id, clinic.id),
+        (luis.id, clinic.id),
+    ]
+
+
+# --- LATER as the patient asks -------------------------------------------------------------
+
+
+def _snoozed(session: Session) -> Reminder:
+    return session.scalars(
+        select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)
+    ).one()
+
+
+def test_later_in_an_hour_comes_back_in_an_hour(session: Session, settings: Settings) -> None:
+    patient = make_patient(session, make_clinic(session))
+    add_reminder(session, patient)
+
+    result = sms(session, settings, patient, "in an hour please")
+
+    assert _snoozed(session).due_at == NOW + dt.timedelta(hours=1)
+    assert result.reply_text is not None
+    assert "60 minutes" in result.reply_text
+
+
+def test_later_tomorrow_comes_back_at_the_start_of_the_next_waking_day(
+    session: Session, settings: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session))  # Chicago, awake 08:00-20:00
+    add_reminder(session, patient)
+
+    result = sms(session, settings, patient, "tomorrow")
+
+    # 10:00 CST on 10 February: again at 08:00 CST on the 11th.
+    assert _snoozed(session).due_at == dt.datetime(2026, 2, 11, 14, 0, tzinfo=dt.UTC)
+    assert result.reply_text is not None
+    assert "tomorrow at 08:00" in result.reply_text
+
+
+def test_later_for_a_time_past_the_waking_day_is_let_go(
+    session: Session, settings: Settings
+) -> None:
+    patient = make_patient(session, make_clinic(session))
+    add_reminder(session, patient)
+
+    result = sms(session, settings, patient, "in 12 hours")
+
+    assert (
+        session.scalars(select(Reminder).where(Reminder.status == ReminderStatus.SCHEDULED)).all()
+        == []
+    )
+    assert result.reply_text is not None
+    assert "late in your day" in result.reply_text

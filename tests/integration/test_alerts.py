@@ -1,0 +1,89 @@
+"""A warning-sign reply while the broker is down still reaches the clinic's mailbox, once:
+a real worker, its own redis-server (down when the reply comes, started after), aiosmtpd as the
+mail server."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from celery import Celery
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from service.db import transaction
+from service.models import AlertStatus, ClinicAlert
+from service.web.factory import create_app as create_web_app
+from tasks.app import create_app
+from tasks.reminders import sweep
+from tests.factories import make_clinic, make_patient
+from tests.fakes.smtp import smtp_server
+from tests.integration.conftest import Pipeline, RedisServer, wait_until
+from tests.web.conftest import serve
+
+pytestmark = pytest.mark.integration
+
+CLINIC_EMAIL = "frontdesk@lakeside.example"
+PHONE = "+13125556363"
+
+
+def post_warning(pipeline: Pipeline, url: str) -> httpx.Response:
+    settings = pipeline.settings
+    params = {"MessageSid": "SM" + "7" * 32, "From": PHONE, "To": "+13125550000",
+              "Body": "My legs went numb and I cannot feel them"}  # fmt: skip
+    assert settings.twilio_auth_token is not None
+    token = settings.twilio_auth_token.get_secret_value()
+    signature = RequestValidator(token).compute_signature(
+        settings.public_url + "/twilio/inbound", params
+    )
+    return httpx.post(
+        url + "/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature}
+    )
+
+
+def run_sweep_task(celery: Celery) -> None:
+    """Publish beat's sweep task to the worker, over this test's broker."""
+    with celery.producer_or_acquire() as producer:
+        sweep.apply_async(producer=producer)
+
+
+def alert_rows(pipeline: Pipeline) -> list[ClinicAlert]:
+    with pipeline.db.sessions() as session:
+        return list(session.scalars(select(ClinicAlert)))
+
+
+def test_a_warning_sign_while_the_broker_is_down_reaches_the_clinic_once_it_is_back(
+    pipeline: Pipeline,
+) -> None:
+    broker = RedisServer(pipeline.tmp_path)
+    pipeline.broker_url = broker.url  # not started: the broker is down when the reply comes
+    with smtp_server() as smtp:
+        pipeline.overrides.update(
+            {"PTNUDGE_SMTP_URL": smtp.url, "PTNUDGE_EMAIL_FROM": "ptnudge@lakeside.example"}
+        )
+        with transaction(pipeline.db.sessions) as session:
+            make_patient(session, make_clinic(session, email=CLINIC_EMAIL), phone=PHONE)
+        try:
+            with serve(create_web_app(pipeline.settings)) as url:
+                assert post_warning(pipeline, url).status_code == 200
+            assert [row.status for row in alert_rows(pipeline)] == [AlertStatus.PENDING]
+            broker.start()
+            pipeline.start_worker(concurrency=2)
+            celery = create_app(pipeline.settings)
+            # Beat's sweep, as often as beat runs it, until the mail is there and a bit after.
+            deadline = time.monotonic() + 120
+            while not smtp.mails and time.monotonic() < deadline:
+                run_sweep_task(celery)
+                time.sleep(2)
+            wait_until(lambda: len(smtp.mails) >= 1, timeout=30, what="the clinic alert")
+            for _ in range(3):
+                run_sweep_task(celery)
+                time.sleep(1)
+        finally:
+            for worker in pipeline.workers:
+                worker.stop()
+            broker.stop()
+        assert [mail.rcpt_tos for mail in smtp.mails] == [(CLINIC_EMAIL,)]
+    [row] = alert_rows(pipeline)
+    assert (row.status, row.attempts) == (AlertStatus.SENT, 1)

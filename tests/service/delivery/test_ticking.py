@@ -1,0 +1,95 @@
+"""A tick moves programs along before it dispatches: a progression's next phase at local
+midnight, a completed program's closing message, and then nothing more."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from sqlalchemy import select
+
+from config.settings import Settings
+from service.db import transaction
+from service.delivery.sending import SendOutcome, Transports, send_reminder
+from service.delivery.ticking import run_tick
+from service.enrollment.clinics import add_clinic
+from service.enrollment.patients import EnrollmentRequest, enroll
+from service.models import Patient, PatientStatus, Reminder, ReminderStatus
+from service.transports.console import ConsoleEmailTransport, ConsoleSmsTransport
+from service.web.urls import PublicUrls
+from tests.conftest import Database
+
+ENROLLED = dt.datetime(2026, 11, 30, 20, 0, tzinfo=dt.UTC)  # 14:00 in Chicago
+PHASE_TWO = dt.datetime(2026, 12, 15, 6, 0, 5, tzinfo=dt.UTC)  # just after local midnight
+AFTER_END = dt.datetime(2027, 1, 12, 6, 0, 5, tzinfo=dt.UTC)
+MORNING = dt.datetime(2027, 1, 12, 14, 0, 5, tzinfo=dt.UTC)  # 08:00 in Chicago
+
+
+def enroll_progression(database: Database) -> int:
+    with transaction(database.sessions) as session:
+        clinic = add_clinic(
+            session=session,
+            slug="back-clinic",
+            name="Lakeside Back Clinic",
+            phone="+13125550199",
+            timezone="America/Chicago",
+            actor="test",
+        )
+        request = EnrollmentRequest(
+            first_name="Ana", phone="(312) 555-0100", program="stenosis-6-weeks", start="2026-12-01"
+        )
+        return enroll(session=session, clinic=clinic, request=request, actor="t", now=ENROLLED).id
+
+
+def tick(database: Database, settings: Settings, now: dt.datetime) -> list[int]:
+    return run_tick(settings=settings, sessions=database.sessions, now=now).to_send
+
+
+def reminders(database: Database, kind: str) -> list[Reminder]:
+    with database.sessions() as session:
+        return list(session.scalars(select(Reminder).where(Reminder.kind == kind)))
+
+
+def test_a_tick_moves_the_patient_to_the_next_phase_at_local_midnight(
+    committed_db: Database, settings: Settings
+) -> None:
+    patient_id = enroll_progression(committed_db)
+
+    tick(committed_db, settings, PHASE_TWO)
+
+    with committed_db.sessions() as session:
+        patient = session.get_one(Patient, patient_id)
+        assert patient.phase == 1
+        assert "pelvic_tilt" in {item.kind for item in patient.plan_items}
+    [note] = reminders(committed_db, "phase_change")
+    assert note.status is ReminderStatus.SCHEDULED  # goes out at 08:00, not at midnight
+
+
+def test_past_the_end_the_closing_message_goes_out_and_then_nothing(
+    committed_db: Database, settings: Settings
+) -> None:
+    patient_id = enroll_progression(committed_db)
+    tick(committed_db, settings, AFTER_END)
+
+    to_send = tick(committed_db, settings, MORNING)
+
+    [closing] = reminders(committed_db, "program_complete")
+    assert to_send == [closing.id]
+    sms = io.StringIO()
+    transports = Transports(
+        sms=ConsoleSmsTransport(sms), email=ConsoleEmailTransport(io.StringIO())
+    )
+    outcome = send_reminder(
+        sessions=committed_db.sessions,
+        settings=settings,
+        transports=transports,
+        urls=PublicUrls(settings.public_url),
+        reminder_id=closing.id,
+        retry_in=None,
+        clock=lambda: MORNING,
+    )
+    assert outcome is SendOutcome.SENT
+    assert "Ana, you finished your home program" in sms.getvalue()
+    with committed_db.sessions() as session:
+        assert session.get_one(Patient, patient_id).status is PatientStatus.COMPLETED
+    assert tick(committed_db, settings, MORNING + dt.timedelta(hours=3)) == []
