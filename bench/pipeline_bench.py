@@ -523,6 +523,14 @@ def main() -> None:
             print_report(report, console, command)
     finally:
         drop_database(name)
+    # A figure is only worth reading if every due reminder reached the provider exactly once.
+    short = [
+        f"N={run.n:,}: {run.fake_accepted:,}"
+        for run, _ in report.runs
+        if run.fake_accepted != run.n
+    ]
+    if short:
+        raise SystemExit(f"the fake did not accept exactly N: {'; '.join(short)}")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
