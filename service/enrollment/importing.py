@@ -306,7 +306,8 @@ def parse_column_map(text: str) -> dict[str, str]:
 
 
 def _header_key(name: str) -> str:
-    return " ".join(name.strip().lower().split())
+    """A header name as compared: case, spaces, dashes and underscores folded alike."""
+    return "_".join(name.strip().lower().replace("-", " ").replace("_", " ").split())
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -324,7 +325,7 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
 
 def canonical_column(name: str) -> str:
     """``First Name``, ``first-name`` and ``FIRST_NAME`` are all ``first_name``."""
-    key = "_".join(name.strip().lower().replace("-", " ").replace("_", " ").split())
+    key = _header_key(name)
     return ALIASES.get(key, key)
 
 
