@@ -356,12 +356,14 @@ class AlertStatus(enum.StrEnum):
 
 
 class ClinicAlert(Base):
-    """One email to a clinic about one patient's warning-sign reply, written in the reply's
+    """One email to a clinic about a warning-sign reply, naming every patient of that clinic
+    on the number (``patient_id``: the one the reply was read for); written in the reply's
     own transaction so that no broker outage or worker crash can lose it."""
 
     __tablename__ = "clinic_alerts"
     __table_args__ = (
-        UniqueConstraint("inbound_id", "patient_id", name="uq_clinic_alerts_inbound_patient"),
+        # A phone shared across clinics alerts each clinic once, about its own patients.
+        UniqueConstraint("inbound_id", "clinic_id", name="uq_clinic_alerts_inbound_clinic"),
         # The sweeper's query: what is still unsent.
         Index(
             "ix_clinic_alerts_unsent",

@@ -42,8 +42,10 @@ warning_sign           first_name, clinic_phone, emergency_number (the clinic's 
 reengage               first_name
 phase_change           first_name (a progression's next phase starts today)
 program_complete       first_name, done, sent (ints: reminders done of those delivered)
-clinic_alert (email)   clinic_name, first_name, patient_id, reply_text, reply_id, received_at
-                       (aware datetime, in the clinic's zone)
+clinic_alert (email)   clinic_name, first_name, patient_id (whom the reply was read for),
+                       patients: [{first_name, patient_id}] (the clinic's patients on the
+                       number, that one first), reply_text, reply_id, received_at (aware
+                       datetime, in the clinic's zone)
 clinic_digest (email)  clinic_name, period_start, period_end (dates), threshold (0-1),
                        low_adherence: [{patient_id, first_name, adherence (0-1), done, sent}],
                        warning_signs and free_text: [{patient_id, first_name, received_at,
@@ -595,6 +597,9 @@ def _message_context(message: str, locale: str) -> dict[str, object]:
         "done_ack": {"kind": _longest(exercises, 1)[0]},
         "clinic_alert": {
             "patient_id": 1_234_567,
+            "patients": [
+                {"first_name": WORST_FIRST_NAME, "patient_id": 1_234_567 + n} for n in range(4)
+            ],
             "reply_id": 123_456_789_012,
             "received_at": _WORST_AT,
             "reply_text": "Since yesterday my legs feel numb & weak <b>when</b> I walk. " * 5,

@@ -1,10 +1,10 @@
 """The clinic alert: an email to the clinic when a patient's reply carries a warning sign.
 
 An alert is a ``ClinicAlert`` row, written by ``service.replies.inbound`` in the same
-transaction as the warning-sign reply (``record_alerts``): one per patient on the number,
-to that patient's clinic, so that a shared phone alerts each clinic about its own patients
-only. The rows are then sent from the database, so no broker outage or worker crash loses
-one:
+transaction as the warning-sign reply (``record_alerts``): one per clinic with a patient on
+the number, naming that clinic's patients on it, so that a phone shared by a family alerts
+each clinic once, about its own patients only. The rows are then sent from the database,
+so no broker outage or worker crash loses one:
 
 1. The web app has the worker send the alerts of the reply right after its commit (the fast
    path, ``send_alerts`` with the inbound id).
@@ -50,19 +50,20 @@ def alert_address(*, settings: Settings, patient: Patient) -> str | None:
 def record_alerts(
     *, session: Session, settings: Settings, inbound: InboundMessage, patients: list[Patient]
 ) -> int:
-    """One pending alert per patient on the number (each to its own clinic), in the caller's
-    transaction. Returns how many were written."""
+    """One pending alert per clinic with a patient on the number, in the caller's
+    transaction; ``patients`` come first-addressed first, and the first of each clinic is
+    the alert's patient. Returns how many were written."""
     written = 0
-    for patient in patients:
-        to = alert_address(settings=settings, patient=patient)
+    for lead in _first_of_each_clinic(patients):
+        to = alert_address(settings=settings, patient=lead)
         if to is None:
-            log.error("no address for the clinic alert of patient %s", patient.id)
+            log.error("no address for the clinic alert of patient %s", lead.id)
             continue
         session.add(
             ClinicAlert(
                 inbound_id=inbound.id,
-                clinic_id=patient.clinic_id,
-                patient_id=patient.id,
+                clinic_id=lead.clinic_id,
+                patient_id=lead.id,
                 to_address=to,
                 status=AlertStatus.PENDING,
                 attempts=0,
@@ -71,6 +72,13 @@ def record_alerts(
         )
         written += 1
     return written
+
+
+def _first_of_each_clinic(patients: list[Patient]) -> list[Patient]:
+    leads: dict[int, Patient] = {}
+    for patient in patients:
+        leads.setdefault(patient.clinic_id, patient)
+    return list(leads.values())
 
 
 def send_alerts(
@@ -169,7 +177,7 @@ def _claim(
             .values(status=AlertStatus.SENDING, claimed_at=now, attempts=ClinicAlert.attempts + 1),
         )
         alert = session.get(ClinicAlert, alert_id) if claimed == 1 else None
-        return _alert_message(alert) if alert is not None else None
+        return _alert_message(session, alert) if alert is not None else None
 
 
 def _failed(sessions: sessionmaker[Session], alert_id: int, error: TransportError) -> None:
@@ -199,7 +207,7 @@ def _mark_sent(session: Session, alert_id: int, provider_id: str | None, now: dt
     )
 
 
-def _alert_message(alert: ClinicAlert) -> OutboundMessage:
+def _alert_message(session: Session, alert: ClinicAlert) -> OutboundMessage:
     inbound, patient, clinic = alert.inbound, alert.patient, alert.clinic
     email = render_email(
         message="clinic_alert",
@@ -208,6 +216,7 @@ def _alert_message(alert: ClinicAlert) -> OutboundMessage:
             "clinic_name": clinic.name,
             "first_name": patient.first_name,
             "patient_id": patient.id,
+            "patients": _named(session, alert),
             "reply_text": inbound.body,
             "reply_id": inbound.id,
             "received_at": inbound.received_at.astimezone(ZoneInfo(clinic.timezone)),
@@ -217,7 +226,21 @@ def _alert_message(alert: ClinicAlert) -> OutboundMessage:
         channel=Channel.EMAIL,
         to=alert.to_address,
         body=email.text,
-        reference=f"alert{inbound.id}-p{patient.id}",
+        reference=f"alert{inbound.id}-c{clinic.id}",
         subject=email.subject,
         html=email.html,
     )
+
+
+def _named(session: Session, alert: ClinicAlert) -> list[dict[str, object]]:
+    """The clinic's patients on the replying number, the alert's own patient first."""
+    others = session.scalars(
+        select(Patient)
+        .where(
+            Patient.clinic_id == alert.clinic_id,
+            Patient.phone == alert.inbound.from_address,
+            Patient.id != alert.patient_id,
+        )
+        .order_by(Patient.id)
+    )
+    return [{"first_name": p.first_name, "patient_id": p.id} for p in [alert.patient, *others]]

@@ -20,6 +20,13 @@ from service.enrollment.clinics import NotFoundError
 from service.models import Clinic, InboundMessage, Patient
 
 ACK_ACTION = "reply_ack"
+PREVIEW = 300  # characters of a reply quoted in an email or a report; the inbox has the rest
+
+
+def preview(body: str) -> str:
+    """A reply as quoted to staff: trimmed, and cut at ``PREVIEW`` characters with an ellipsis."""
+    text = body.strip()
+    return text if len(text) <= PREVIEW else text[: PREVIEW - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)

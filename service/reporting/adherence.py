@@ -18,9 +18,11 @@ Definitions (the clinic reads these numbers, so they are kept simple and stated 
 - **pain trend**: the period's scores, the latest one, and the least-squares slope in points
   per week; "improving" at -0.5/week or steeper, "worsening" at +0.5/week or steeper.
 - **flags**: ``warning_sign`` (a reply classed as a warning sign in the period), ``waiting``
-  (a free-text reply still needs the clinic), ``below_threshold`` (adherence under the
-  threshold, 50% by default), ``silent`` (nothing heard for 3+ days although reminders kept
-  going out; a DONE through an email link counts as hearing from them).
+  (a reply still open in the inbox: it needs the clinic and nobody has closed it with
+  ``ptnudge replies ack``; the report quotes each one beside the patient),
+  ``below_threshold`` (adherence under the threshold, 50% by default), ``silent`` (nothing
+  heard for 3+ days although reminders kept going out; a DONE through an email link counts
+  as hearing from them).
 
 Counting happens in SQL, grouped by patient, kind and *local* day: a clinic can have
 thousands of patients with ten reminders a day each, and the per-day rows are all the
@@ -199,6 +201,20 @@ class LastReply:
 
 
 @dataclass(frozen=True)
+class OpenReply:
+    """A reply that needs someone at the clinic and nobody has closed yet (the inbox's open
+    replies), quoted beside the patient so that staff read their words with their figures."""
+
+    id: int
+    at: dt.datetime
+    text: str
+    reading: str  # what the parser read it as (free_text, warning_sign, symptom, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "at": _iso(self.at), "text": self.text, "reading": self.reading}
+
+
+@dataclass(frozen=True)
 class PatientAdherence:
     patient_id: int
     first_name: str
@@ -212,6 +228,7 @@ class PatientAdherence:
     pain: PainTrend
     last_reply: LastReply
     flags: tuple[Flag, ...]
+    open_replies: tuple[OpenReply, ...] = ()  # oldest first
 
     @property
     def delivered(self) -> int:
@@ -247,6 +264,7 @@ class PatientAdherence:
             "pain": self.pain.to_dict(),
             "last_reply": self.last_reply.to_dict(),
             "flags": [flag.value for flag in self.flags],
+            "open_replies": [reply.to_dict() for reply in self.open_replies],
         }
 
 
@@ -304,14 +322,16 @@ def patient_adherence(
     )
     pain = _pain_points(session=session, clinic_id=clinic_id, since=since, now=now)
     replies = _last_replies(session=session, clinic_id=clinic_id)
-    reply_flags = _reply_flags(session=session, clinic_id=clinic_id, since=since)
+    warnings = _warning_counts(session=session, clinic_id=clinic_id, since=since)
+    waiting = _open_replies(session=session, clinic_id=clinic_id)
     results = [
         _assemble(
             row=row,
             days=days.get(row.id, []),
             pain=pain.get(row.id, ()),
             last_reply=replies.get(row.id, LastReply()),
-            reply_flags=reply_flags.get(row.id, (0, 0)),
+            warnings=warnings.get(row.id, 0),
+            open_replies=waiting.get(row.id, ()),
             since=since,
             now=now,
             threshold=threshold,
@@ -592,26 +612,47 @@ def _last_replies(*, session: Session, clinic_id: int | None) -> dict[int, LastR
     return {pid: LastReply(at, command) for pid, at, command in session.execute(stmt)}
 
 
-def _reply_flags(
+def _warning_counts(
     *, session: Session, clinic_id: int | None, since: dt.datetime
-) -> dict[int, tuple[int, int]]:
-    """Per patient: warning-sign replies in the period, free-text replies still waiting."""
+) -> dict[int, int]:
+    """Per patient: warning-sign replies in the period."""
+    stmt = (
+        select(Patient.id, func.count())
+        .select_from(InboundMessage)
+        .join(Patient, Patient.id == InboundMessage.patient_id)
+        .where(
+            *_in_scope(clinic_id),
+            InboundMessage.command.in_(WARNING_COMMANDS),
+            InboundMessage.received_at >= since,
+        )
+        .group_by(Patient.id)
+    )
+    return {pid: int(count) for pid, count in session.execute(stmt)}
+
+
+def _open_replies(*, session: Session, clinic_id: int | None) -> dict[int, tuple[OpenReply, ...]]:
+    """Per patient: the replies still open in the inbox, of any age (waiting is waiting,
+    until staff close it with ``ptnudge replies ack``), oldest first."""
     stmt = (
         select(
             Patient.id,
-            _count_if(
-                and_(
-                    InboundMessage.command.in_(WARNING_COMMANDS),
-                    InboundMessage.received_at >= since,
-                )
-            ),
-            _count_if(InboundMessage.needs_attention.is_(True)),
+            InboundMessage.id,
+            InboundMessage.received_at,
+            InboundMessage.body,
+            InboundMessage.command,
         )
         .join(Patient, Patient.id == InboundMessage.patient_id)
-        .where(*_in_scope(clinic_id))
-        .group_by(Patient.id)
+        .where(
+            *_in_scope(clinic_id),
+            InboundMessage.needs_attention.is_(True),
+            InboundMessage.acknowledged_at.is_(None),
+        )
+        .order_by(InboundMessage.received_at, InboundMessage.id)
     )
-    return {pid: (int(warnings), int(waiting)) for pid, warnings, waiting in session.execute(stmt)}
+    found: dict[int, list[OpenReply]] = defaultdict(list)
+    for pid, reply_id, at, body, command in session.execute(stmt):
+        found[pid].append(OpenReply(reply_id, at, body, command))
+    return {pid: tuple(replies) for pid, replies in found.items()}
 
 
 # --- folding day rows into one patient's figures -----------------------------------------
@@ -623,7 +664,8 @@ def _assemble(
     days: Sequence[_DayRow],
     pain: tuple[PainPoint, ...],
     last_reply: LastReply,
-    reply_flags: tuple[int, int],
+    warnings: int,
+    open_replies: tuple[OpenReply, ...],
     since: dt.datetime,
     now: dt.datetime,
     threshold: float,
@@ -641,7 +683,8 @@ def _assemble(
         adherence=counts.adherence,
         threshold=threshold,
         silent=sent_since and silent_days is not None and silent_days >= SILENT_AFTER.days,
-        reply_flags=reply_flags,
+        warnings=warnings,
+        waiting=len(open_replies),
     )
     return PatientAdherence(
         patient_id=row.id,
@@ -656,6 +699,7 @@ def _assemble(
         pain=PainTrend(pain),
         last_reply=last_reply,
         flags=flags,
+        open_replies=open_replies,
     )
 
 
@@ -695,9 +739,9 @@ def _flags(
     adherence: float | None,
     threshold: float,
     silent: bool,
-    reply_flags: tuple[int, int],
+    warnings: int,
+    waiting: int,
 ) -> tuple[Flag, ...]:
-    warnings, waiting = reply_flags
     flags = []
     if warnings:
         flags.append(Flag.WARNING_SIGN)

@@ -23,6 +23,7 @@ from service import audit
 from service.delivery.rendering import RenderedEmail, render_email
 from service.masking import mask_email
 from service.models import AuditEvent, Channel, Clinic, InboundMessage, OptOut, Patient
+from service.replies.inbox import preview
 from service.reporting.adherence import (
     DEFAULT_REPLY_WINDOW,
     DEFAULT_THRESHOLD,
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 DIGEST_ACTION = "digest_sent"
 DIGEST_EVERY = dt.timedelta(days=7)
 PERIOD_DAYS = 7
-REPLY_PREVIEW = 300  # characters of a reply quoted in the email; the clinic has the rest
 
 
 @dataclass(frozen=True)
@@ -231,14 +231,9 @@ def _replies(
     )
     zone = ZoneInfo(clinic.timezone)
     return tuple(
-        DigestReply(pid, name, at.astimezone(zone), _preview(body))
+        DigestReply(pid, name, at.astimezone(zone), preview(body))
         for pid, name, at, body in session.execute(stmt)
     )
-
-
-def _preview(body: str) -> str:
-    text = body.strip()
-    return text if len(text) <= REPLY_PREVIEW else text[: REPLY_PREVIEW - 1].rstrip() + "…"
 
 
 def _opt_outs(

@@ -28,10 +28,12 @@ import jinja2
 from markupsafe import Markup, escape
 
 from service.delivery.rendering import EXERCISE_NAMES
+from service.replies.inbox import preview
 from service.reporting.adherence import (
     AdherenceReport,
     Flag,
     KindStats,
+    OpenReply,
     PainTrend,
     PatientAdherence,
 )
@@ -88,6 +90,17 @@ def _pain_text(pain: PainTrend) -> str:
     if latest is None:
         return BLANK
     return f"{latest.score}/10 {pain.direction}" if pain.direction else f"{latest.score}/10"
+
+
+# What an open reply was read as, in staff's words (the inbox's ``reading``).
+READINGS = {
+    "warning": "warning sign",
+    "other": "free text",
+    "symptom": "symptom",
+    "quit_help": "wants to leave",
+    "pain": "pain score",
+    "number": "answer out of range",
+}
 
 
 def _reply_text(patient: PatientAdherence, zone: str) -> str:
@@ -276,6 +289,17 @@ def _html_row(patient: PatientAdherence, report: AdherenceReport) -> dict[str, o
         "pain_text": _pain_text(patient.pain),
         "reply": _reply_text(patient, report.timezone),
         "flags": [(flag.value, _flag_text(patient, flag)) for flag in patient.flags],
+        "open_replies": [_open_reply(reply, report.timezone) for reply in patient.open_replies],
+    }
+
+
+def _open_reply(reply: OpenReply, zone: str) -> dict[str, object]:
+    return {
+        "id": reply.id,
+        "at": _short_time(reply.at, zone),
+        "text": preview(reply.text),
+        "reading": reply.reading,
+        "label": READINGS.get(reply.reading, reply.reading.replace("_", " ")),
     }
 
 

@@ -26,6 +26,13 @@ NOW = dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC)
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
 # SQLite cannot reflect an index on an expression (the family key on lower(first_name)), so
 # the comparison skips it there (the test below checks it); PostgreSQL compares it in full.
 @pytest.mark.filterwarnings(
@@ -39,9 +46,7 @@ def test_migrated_schema_matches_the_models(database: Database) -> None:
 
 
 def test_migrations_walk_down_to_nothing_and_back_up(database: Database) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", database.url)
+    config = alembic_config(database.url)
     command.downgrade(config, "base")
     try:
         with database.engine.connect() as connection:
@@ -56,9 +61,7 @@ def test_typed_reminder_links_keep_the_data_down_and_up(committed_db: Database) 
     ``merged_into_id``; walking down writes both back into ``context``. Rows that point at
     these reminders (merged rows, inbound replies) keep pointing at them."""
     ids = _reminders_with_links(committed_db)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", committed_db.url)
+    config = alembic_config(committed_db.url)
     try:
         command.downgrade(config, "0002")
         contexts = dict(_select(committed_db, "id, context", "context IS NOT NULL"))
@@ -146,9 +149,11 @@ def _reminder(
     )
 
 
-def _select(db: Database, columns: str, where: str) -> list[tuple[Any, ...]]:
+def _select(
+    db: Database, columns: str, where: str, *, table: str = "reminders"
+) -> list[tuple[Any, ...]]:
     with db.engine.connect() as connection:
-        found = connection.execute(sa.text(f"SELECT {columns} FROM reminders WHERE {where}"))
+        found = connection.execute(sa.text(f"SELECT {columns} FROM {table} WHERE {where}"))
         return [tuple(row) for row in found]
 
 
@@ -189,3 +194,36 @@ def _insert_patient(connection: sa.Connection, clinic_id: int, first_name: str) 
             ),
             {"clinic": clinic_id, "name": first_name, "now": NOW},
         )
+
+
+def test_alerts_written_one_per_patient_become_one_per_clinic(committed_db: Database) -> None:
+    """0008: a family's reply alerted its clinic once per patient before; the first of each
+    reply and clinic stays (the patient it was read for), the rest go."""
+    with committed_db.sessions() as session, session.begin():
+        clinic = make_clinic(session)
+        ana = make_patient(session, clinic, phone="+13125550160")
+        luis = make_patient(session, clinic, first_name="Luis", phone="+13125550160")
+        inbound = InboundMessage(
+            channel=Channel.SMS, from_address="+13125550160", body="I fell", command="warning"
+        )
+        session.add(inbound)
+        session.flush()
+        ids = (clinic.id, inbound.id, ana.id, luis.id)
+    config = alembic_config(committed_db.url)
+    command.downgrade(config, "0007")
+    try:
+        with committed_db.engine.begin() as connection:
+            for patient_id in ids[2:]:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO clinic_alerts (inbound_id, clinic_id, patient_id, to_address,"
+                        " status, attempts, created_at) VALUES (:inbound, :clinic, :patient,"
+                        " 'desk@example.org', 'sent', 1, :now)"
+                    ),
+                    {"inbound": ids[1], "clinic": ids[0], "patient": patient_id, "now": NOW},
+                )
+    finally:
+        upgrade(committed_db.url, "head")
+    assert _select(committed_db, "clinic_id, patient_id", "1 = 1", table="clinic_alerts") == [
+        (ids[0], ids[2])
+    ]

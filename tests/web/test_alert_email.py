@@ -173,6 +173,39 @@ def test_every_patient_on_a_shared_number_is_reported(
     assert (ana.status, luis.status) == (PatientStatus.PAUSED, PatientStatus.PAUSED)
 
 
+def test_a_family_phone_alerts_its_clinic_once_naming_every_patient_on_it(
+    session: Session, mail_settings: Settings, smtp: FakeSmtpServer
+) -> None:
+    phone = "+13125556061"
+    clinic = make_clinic(session, email=CLINIC_EMAIL)
+    ana = make_patient(session, clinic, first_name="Ana", phone=phone)
+    luis = make_patient(session, clinic, first_name="Luis", phone=phone)
+    other_clinic = make_clinic(session, email="desk@other.example")
+    rosa = make_patient(session, other_clinic, first_name="Rosa", phone=phone)
+    inbound_id = warn(session, mail_settings, ana, "I cannot feel my legs")
+
+    alert(session, mail_settings, inbound_id)
+    alert(session, mail_settings, inbound_id)  # a retried task sends nothing twice
+
+    by_clinic = {
+        mail.rcpt_tos: message for mail, message in zip(smtp.mails, smtp.messages, strict=True)
+    }
+    assert sorted(by_clinic) == [("desk@other.example",), (CLINIC_EMAIL,)]
+    ours = by_clinic[(CLINIC_EMAIL,)]
+    text = ours.get_body(("plain",))
+    assert text is not None
+    body = text.get_content()
+    assert f"Ana (patient {ana.id})" in body
+    assert f"Luis (patient {luis.id})" in body
+    assert f"ptnudge patients resume {luis.id}" in body
+    assert "Rosa" not in body
+    assert "Rosa" not in ours["Subject"]
+    theirs = by_clinic[("desk@other.example",)]
+    assert theirs["Subject"] == f"Warning-sign reply from Rosa (patient {rosa.id})"
+    assert "Ana" not in str(theirs.get_body(("plain",)))
+    assert "Luis" not in theirs["Subject"]
+
+
 def test_a_reply_that_is_no_warning_sign_sends_nothing(
     session: Session, mail_settings: Settings, smtp: FakeSmtpServer
 ) -> None:

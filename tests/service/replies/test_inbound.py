@@ -876,21 +876,26 @@ def test_two_family_members_at_one_clinic_done_credits_whose_reminder_went_out_l
     assert inbound_rows(session)[-1].patient_id == ana.id
 
 
-def test_a_warning_from_a_family_phone_writes_one_alert_per_patient_of_the_clinic(
+def test_a_warning_from_a_family_phone_writes_one_alert_per_clinic_for_whom_it_was_read(
     session: Session, settings: Settings
 ) -> None:
     phone = "+13125556071"
     clinic = make_clinic(session)
     ana = make_patient(session, clinic, phone=phone, schedule_after=NOW)
     luis = make_patient(session, clinic, first_name="Luis", phone=phone, schedule_after=NOW)
+    other = make_clinic(session)
+    rosa = make_patient(session, other, first_name="Rosa", phone=phone, schedule_after=NOW)
+    luis_reminder = add_reminder(session, luis, due_at=NOW - dt.timedelta(minutes=40))
+    luis_reminder.sent_at = NOW - dt.timedelta(minutes=3)
 
     sms(session, settings, phone, "I fell and cannot get up")
 
-    alerts = session.scalars(select(ClinicAlert).order_by(ClinicAlert.patient_id)).all()
-    assert [(a.patient_id, a.clinic_id) for a in alerts] == [
-        (ana.id, clinic.id),
-        (luis.id, clinic.id),
+    alerts = session.scalars(select(ClinicAlert).order_by(ClinicAlert.clinic_id)).all()
+    assert [(a.clinic_id, a.patient_id) for a in alerts] == [
+        (clinic.id, luis.id),
+        (other.id, rosa.id),
     ]
+    assert {p.status for p in (ana, luis, rosa)} == {PatientStatus.PAUSED}
 
 
 # --- LATER as the patient asks -------------------------------------------------------------

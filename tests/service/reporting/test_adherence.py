@@ -177,6 +177,52 @@ def test_last_reply_is_the_latest_message_with_its_command(session: Session) -> 
     assert result.flags == (Flag.WAITING,)
 
 
+def test_open_replies_are_listed_oldest_first_and_a_closed_one_waits_no_more(
+    session: Session,
+) -> None:
+    clinic = make_clinic(session)
+    ana = make_patient(session, clinic, first_name="Ana")
+    bo = make_patient(session, clinic, first_name="Bo")
+    add_reply(session, ana, at=local(D(2026, 11, 3), 9), command="other", body="old question")
+    first = add_reply(
+        session,
+        ana,
+        at=local(D(2026, 11, 24), 8),
+        command="other",
+        needs_attention=True,
+        body="Can I do the stretches after my walk?",
+    )
+    warning = add_reply(
+        session,
+        ana,
+        at=local(D(2026, 11, 25), 7),
+        command="warning",
+        needs_attention=True,
+        body="my legs went numb",
+    )
+    closed = add_reply(
+        session, bo, at=local(D(2026, 11, 24), 8), command="other", needs_attention=True
+    )
+    closed.acknowledged_at, closed.acknowledged_by = local(D(2026, 11, 24), 9), "staff"
+    session.flush()
+
+    found = {p.first_name: p for p in only(session)}
+
+    assert [(r.id, r.text, r.reading) for r in found["Ana"].open_replies] == [
+        (first.id, "Can I do the stretches after my walk?", "other"),
+        (warning.id, "my legs went numb", "warning"),
+    ]
+    assert Flag.WAITING in found["Ana"].flags
+    assert found["Bo"].open_replies == ()
+    assert Flag.WAITING not in found["Bo"].flags
+    assert found["Ana"].to_dict()["open_replies"][0] == {
+        "id": first.id,
+        "at": "2026-11-24T14:00:00+00:00",
+        "text": "Can I do the stretches after my walk?",
+        "reading": "other",
+    }
+
+
 def test_warning_sign_replies_of_the_period_flag_the_patient(session: Session) -> None:
     clinic = make_clinic(session)
     old = make_patient(session, clinic, first_name="Old")

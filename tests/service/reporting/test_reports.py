@@ -9,8 +9,10 @@ from html.parser import HTMLParser
 
 import jsonschema
 import pytest
+from markupsafe import escape
 from sqlalchemy.orm import Session
 
+from service.replies.inbox import preview
 from service.reporting.adherence import AdherenceReport
 from service.reporting.reports import (
     CSV_COLUMNS,
@@ -214,3 +216,26 @@ def test_the_table_is_plain_strings_one_row_per_patient_worst_first(
     assert f"{MARKUP_NAME} #" in "".join(names)  # kept as text: the CLI shows it literally
     assert table.title.startswith("Adherence — Lakeside Back Clinic — ")
     assert table.summary.startswith("13 patients · average adherence ")
+
+
+def test_html_quotes_each_open_reply_beside_its_patient(session: Session) -> None:
+    report = report_with_hostile_names(session)
+    page = render_html(report)
+    waiting = [p for p in report.patients if p.open_replies]
+    assert waiting, "the realistic month has open replies"
+
+    for patient in waiting:
+        beside = _row_of(page, patient.patient_id)
+        for reply in patient.open_replies:
+            assert str(escape(preview(reply.text))) in beside
+            assert f"ptnudge replies ack {reply.id}" in beside
+    closed = [p for p in report.patients if not p.open_replies]
+    assert closed
+    assert "ptnudge replies ack" not in _row_of(page, closed[0].patient_id)
+
+
+def _row_of(page: str, patient_id: int) -> str:
+    """The page from a patient's row to the next patient's."""
+    start = page.index(f"#{patient_id}</span>")
+    end = page.find('<td class="who">', start)
+    return page[start : end if end != -1 else page.index("</tbody>")]
