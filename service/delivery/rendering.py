@@ -99,11 +99,6 @@ REMINDER_KINDS: tuple[str, ...] = (
 # they are not actionable (no DONE credit, outside the adherence denominators) and go out
 # by SMS only (an email cannot be answered with a number).
 QUESTION_KINDS: tuple[str, ...] = ("pain_question", "weekly_checkin")
-# What a bare number answering each question may be, and the ``out_of_range`` command.
-QUESTION_ANSWERS: dict[str, tuple[str, range]] = {
-    "pain_question": ("pain", range(11)),
-    "weekly_checkin": ("checkin", range(8)),
-}
 SYSTEM_MESSAGES: tuple[str, ...] = (
     "welcome",
     "help",
