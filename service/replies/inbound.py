@@ -9,7 +9,11 @@
 3. Act on the reading of the reply (``service.replies.parser``): ``HANDLERS`` maps each
    reading to the one function that acts on it (opt out or in, record done / skipped / pain,
    snooze, pause, or pause and alert the clinic on a warning sign) and returns the command
-   as recorded.
+   as recorded. A bare number answers the question (``QUESTION_KINDS``) that went out last
+   within the reply window, if it has no answer yet: the pain question takes 0-10 into
+   ``pain_scores``, the weekly check-in 0-7 days into ``checkin_answers``; out of range,
+   nothing is stored and the answer states the range. Questions are not actionable: DONE
+   never credits one.
 4. Answer in the patient's language, or not at all (Twilio answered an exact opt-out
    keyword itself; a number that opted out gets nothing more but safety advice, a START
    confirmation and HELP). ``ANSWERS`` maps each recorded command to its answer, which
@@ -18,8 +22,9 @@
 A phone number can belong to several patients (families share phones): opting out, pausing
 and the warning-sign pause apply to every patient on it, and the STOP confirmation names
 every clinic on it. Any other reply belongs to the patient whose actionable reminder to that
-phone went out most recently (by ``sent_at``): DONE/SKIP/LATER and pain answers credit that
-reminder, and HELP and free text name that patient's clinic.
+phone went out most recently (by ``sent_at``): DONE/SKIP/LATER credit that reminder, and
+HELP and free text name that patient's clinic. An answer to a question goes to the patient
+whose question went out most recently.
 
 A new reading is a ``Command`` in the parser, a handler in ``HANDLERS``, an answer in
 ``ANSWERS`` and, when it says something new, a message under ``templates/sms/``.

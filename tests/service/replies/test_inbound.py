@@ -639,6 +639,8 @@ def test_an_answer_out_of_range_is_corrected_and_nothing_is_stored(
     assert result.reply_text is not None
     assert told in result.reply_text
     assert "Nothing was recorded" in result.reply_text
+    # As PAIN 11 is: answered with the range, not left for the clinic.
+    assert inbound_rows(session)[-1].needs_attention is False
     # The question is still open: the corrected answer counts.
     sms(session, settings, patient, "2", now=NOW + dt.timedelta(minutes=1))
     assert len(checkins(session)) + len(session.scalars(select(PainScore)).all()) == 1
