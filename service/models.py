@@ -406,6 +406,25 @@ class PainScore(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class CheckinAnswer(Base):
+    """A patient's answer to a weekly check-in: on how many days of the week (0-7) they did
+    their exercises, as they tell it, beside the DONE replies. One answer per question."""
+
+    __tablename__ = "checkin_answers"
+    __table_args__ = (Index("ix_checkin_patient", "patient_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    reminder_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("reminders.id", ondelete="SET NULL"), unique=True
+    )
+    inbound_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("inbound_messages.id", ondelete="SET NULL")
+    )
+    days: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class AuditEvent(Base):
     """Consent, opt-outs and every admin change: who, what, when."""
 

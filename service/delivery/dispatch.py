@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.db.dialects import for_update_skip_locked, insert_ignoring_duplicates
+from service.delivery.rendering import QUESTION_KINDS
 from service.enrollment.optouts import Key, listed, opted_out_among, patient_addresses
 from service.enrollment.plans import schedule_for
 from service.enrollment.scheduling import (
@@ -128,6 +129,13 @@ def channels_for(patient: Patient, opted_out: set[Key]) -> list[tuple[Channel, s
     return found
 
 
+def channels_for_kind(kind: str, channels: list[tuple[Channel, str]]) -> list[tuple[Channel, str]]:
+    """A question is answered with a number by text: it goes out by SMS only."""
+    if kind not in QUESTION_KINDS:
+        return channels
+    return [channel for channel in channels if channel[0] is Channel.SMS]
+
+
 @dataclass
 class _Pass:
     session: Session
@@ -160,7 +168,7 @@ class _Pass:
         rows = [
             _row(patient, occ, channel, status=ReminderStatus.EXPIRED, now=self.now)
             for occ in missed
-            for channel in channels
+            for channel in channels_for_kind(occ.kind, channels)
         ]
         self.result.expired += len(rows)
         quiet = Engagement.for_patient(
@@ -171,8 +179,11 @@ class _Pass:
             status = (
                 ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels, group)
             )
-            for channel in channels:
-                rows.extend(_row(patient, o, channel, status=status, now=self.now) for o in group)
+            rows.extend(
+                _row(patient, o, channel, status=status, now=self.now)
+                for o in group
+                for channel in channels_for_kind(o.kind, channels)
+            )
         self.rows.extend(rows)
         moving = [item for item in due_items if item.id not in later]
         self.advances.extend(_advance(moving, schedule, lookahead))
@@ -270,7 +281,9 @@ def backoff_kind(
     silence: the program's kinds in turn, the exercises (fixed sessions) before the position
     changes (repeating nudges), so that one a day does not always land on the day's first
     nudge. A kind with nothing that day passes its turn to the next."""
-    ordered = sorted(items, key=lambda item: (item.every_minutes is not None, item.position))
+    # A question is no exercise: the one reminder of the day is never one.
+    exercises = [item for item in items if item.kind not in QUESTION_KINDS]
+    ordered = sorted(exercises, key=lambda item: (item.every_minutes is not None, item.position))
     kinds = list(dict.fromkeys(item.kind for item in ordered))
     that_day = {occurrence.kind for occurrence in day_occurrences(schedule, day)}
     for step in range(len(kinds)):
@@ -400,7 +413,7 @@ def _row(
         "plan_item_id": occ.item_id,
         "kind": occ.kind,
         "channel": channel[0],
-        "actionable": True,
+        "actionable": occ.kind not in QUESTION_KINDS,  # a question asks for a number, not DONE
         "due_at": occ.due_at,
         "status": status,
         "status_at": now,
@@ -442,10 +455,14 @@ def _group_and_merge(
     """Members of one patient and channel: those due within the minimum gap of a group's
     first leave as one message (the first), the others are merged into it."""
     positions: dict[int | None, int] = {item.id: item.position for item in patient.plan_items}
+    # A question leaves on its own: a combined message asks for DONE, a question for a number.
+    asks = {item.id for item in patient.plan_items if item.kind in QUESTION_KINDS}
     members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
     groups: list[list[tuple[int, int | None, dt.datetime]]] = []
     for member in members:
-        if groups and travels_with(groups[-1][0][2], member[2], gap=rules.min_gap):
+        if member[1] in asks:
+            result.to_send.append(member[0])
+        elif groups and travels_with(groups[-1][0][2], member[2], gap=rules.min_gap):
             groups[-1].append(member)
         else:
             groups.append([member])

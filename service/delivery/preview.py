@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from service.delivery.dispatch import channels_for
+from service.delivery.dispatch import channels_for, channels_for_kind
 from service.delivery.links import UrlBuilder
 from service.delivery.messages import compose
 from service.enrollment.optouts import opted_out_among, opted_out_channels, patient_addresses
@@ -64,13 +64,13 @@ def preview(
         min_gap=gap,
     )
     opted_out = opted_out_among(session=session, addresses=patient_addresses(patient))
-    channels = [channel for channel, _ in channels_for(patient, opted_out)]
+    channels = channels_for(patient, opted_out)
     zone = ZoneInfo(patient.timezone)
     entries = []
     for group in group_close(found, gap=gap):
         kinds = tuple(dict.fromkeys(occ.kind for occ in group))
         head = group[0]
-        for channel in channels:
+        for channel, _ in channels_for_kind(kinds[0], channels):
             composition = compose(
                 settings=settings,
                 patient=patient,

@@ -31,10 +31,13 @@ snooze_too_late        first_name (LATER came too late in the waking day for a r
 snooze_tomorrow        first_name, at (local datetime of the next waking morning's re-send)
 pause_ack              first_name, n (days paused)
 pain_ack               first_name, n (the 0-10 score recorded)
-out_of_range           first_name, command ("pause" or "pain"), low, high (the range it takes)
+checkin_ack            first_name, n (the 0-7 days a week recorded)
+out_of_range           first_name, command ("pause", "pain" or "checkin"), low, high (the
+                       range it takes)
 symptom_ack            first_name, clinic_name (a symptom was passed on to the care team)
 quit_help              clinic_name (the patient wants to leave: how to stop, or pause)
-pain_question          first_name
+pain_question          first_name (QUESTION_KINDS: scheduled by a program, answered with
+weekly_checkin         first_name  a bare number)
 keywords               (nothing)
 unknown_sender         (nothing)
 warning_sign           first_name, clinic_phone, emergency_number (the clinic's country's:
@@ -94,6 +97,10 @@ REMINDER_KINDS: tuple[str, ...] = (
     "ice",
     "clinic_visit",
 )
+# Questions a program can schedule like a reminder: the answer is a number, never DONE, so
+# they are not actionable (no DONE credit, outside the adherence denominators) and go out
+# by SMS only (an email cannot be answered with a number).
+QUESTION_KINDS: tuple[str, ...] = ("pain_question", "weekly_checkin")
 SYSTEM_MESSAGES: tuple[str, ...] = (
     "welcome",
     "help",
@@ -107,10 +114,11 @@ SYSTEM_MESSAGES: tuple[str, ...] = (
     "snooze_tomorrow",
     "pause_ack",
     "pain_ack",
+    "checkin_ack",
     "out_of_range",
     "symptom_ack",
     "quit_help",
-    "pain_question",
+    *QUESTION_KINDS,
     "keywords",
     "unknown_sender",
     "warning_sign",
@@ -549,7 +557,7 @@ def render_email(
 WORST_FIRST_NAME = "Maximiliano-Alejandr"  # SMS_FIRST_NAME_MAX characters
 WORST_CLINIC_NAME = "Lakeshore Orthopedic Physical Therapy PC"  # 40 characters
 WORST_CLINIC_PHONE = "+1 312-555-0100"
-WORST_N = {"snooze_ack": 120, "pause_ack": 30, "pain_ack": 10}
+WORST_N = {"snooze_ack": 120, "pause_ack": 30, "pain_ack": 10, "checkin_ack": 7}
 WORST_EMERGENCY_NUMBER = "112"  # every number service.replies.emergency knows has 3 digits
 _WORST_AT = dt.datetime(2026, 11, 29, 23, 59, tzinfo=ZoneInfo("America/Chicago"))
 # As long as a real link on a long public host name (``service.web.urls``: path + token).

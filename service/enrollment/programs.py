@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from service.delivery.rendering import REMINDER_KINDS
+from service.delivery.rendering import QUESTION_KINDS, REMINDER_KINDS
 from service.enrollment.scheduling import (
     DEFAULT_MIN_GAP,
     ItemRule,
@@ -116,8 +116,8 @@ class Phase:
 
 
 def known_kinds() -> frozenset[str]:
-    """Reminder kinds are the reminder messages that exist in templates/."""
-    return frozenset(REMINDER_KINDS)
+    """What a program can schedule: the reminder messages and the questions in templates/."""
+    return frozenset((*REMINDER_KINDS, *QUESTION_KINDS))
 
 
 def parse_every(value: object) -> int:

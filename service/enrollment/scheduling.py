@@ -16,7 +16,8 @@ The rules are the product's contract (see PRODUCT.md, "Delivery rules"):
    spread evenly over the whole waking window: each goes into the largest gap left between
    the day's messages (window edges counted), as near its middle as the nudge's times allow,
    never within ``min_gap`` of another message. Nudges that fall inside a kept message cost
-   nothing and are kept too.
+   nothing and are kept too. A question (the pain question, the weekly check-in) is a
+   message of its own: nothing travels in it.
 6. Nothing is due on a local day before ``not_before`` (the start date, or the end of a pause).
 
 ``may_send_at`` is the one answer to "may a message go out now" (the waking window, in local
@@ -37,6 +38,8 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import DAILY, rrule
+
+from service.delivery.rendering import QUESTION_KINDS
 
 SEARCH_DAYS = 400  # how far next_occurrence looks: more than a year, so every DST day is seen
 # Occurrences less than this after a message's first one leave in that message (one SMS
@@ -225,13 +228,19 @@ def next_waking_minute(window: WakingWindow, *, after: dt.datetime) -> dt.dateti
 def group_close(occurrences: Sequence[Occurrence], *, gap: dt.timedelta) -> list[list[Occurrence]]:
     """Group occurrences into messages: each group starts with one occurrence and takes in
     those due less than ``gap`` after it. A group leaves as one message at its first one's
-    time, so consecutive messages are never less than ``gap`` apart."""
+    time, so consecutive messages are never less than ``gap`` apart. A question
+    (``QUESTION_KINDS``) is a message of its own: a combined message asks for DONE, a
+    question for a number."""
     groups: list[list[Occurrence]] = []
+    carrier: list[Occurrence] | None = None  # the group the next reminder may join
     for occurrence in sorted(occurrences, key=_order):
-        if groups and travels_with(groups[-1][0].due_at, occurrence.due_at, gap=gap):
-            groups[-1].append(occurrence)
-        else:
+        if occurrence.kind in QUESTION_KINDS:
             groups.append([occurrence])
+        elif carrier is not None and travels_with(carrier[0].due_at, occurrence.due_at, gap=gap):
+            carrier.append(occurrence)
+        else:
+            carrier = [occurrence]
+            groups.append(carrier)
     return groups
 
 
@@ -299,7 +308,10 @@ class _DayPlan:
     ) -> None:
         self.cap, self.gap, self.edges = cap, gap, edges
         self.kept = list(sessions)
-        self.heads = [group[0].due_at for group in group_close(sessions, gap=gap)]
+        groups = group_close(sessions, gap=gap)
+        self.heads = [group[0].due_at for group in groups]
+        # The messages a nudge can travel in: a question carries nothing.
+        self.carriers = [group[0].due_at for group in groups if group[0].kind not in QUESTION_KINDS]
 
     def with_nudges(self, nudges: list[Occurrence]) -> list[Occurrence]:
         """1. One at a time, the nudge nearest the middle of the largest gap between messages
@@ -310,6 +322,7 @@ class _DayPlan:
             chosen = pool.pop(index)
             self.kept.append(chosen)
             bisect.insort(self.heads, chosen.due_at)
+            bisect.insort(self.carriers, chosen.due_at)
         return self.kept + [nudge for nudge in pool if self._travels(nudge.due_at)]
 
     def _best(self, pool: list[Occurrence]) -> int | None:
@@ -335,8 +348,8 @@ class _DayPlan:
 
     def _travels(self, moment: dt.datetime) -> bool:
         """Whether something due then leaves in a kept message without moving it."""
-        index = bisect.bisect_right(self.heads, moment) - 1
-        return index >= 0 and travels_with(self.heads[index], moment, gap=self.gap)
+        index = bisect.bisect_right(self.carriers, moment) - 1
+        return index >= 0 and travels_with(self.carriers[index], moment, gap=self.gap)
 
 
 def _nearest(times: list[dt.datetime], low: int, high: int, middle: dt.datetime) -> int:

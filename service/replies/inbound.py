@@ -9,7 +9,11 @@
 3. Act on the reading of the reply (``service.replies.parser``): ``HANDLERS`` maps each
    reading to the one function that acts on it (opt out or in, record done / skipped / pain,
    snooze, pause, or pause and alert the clinic on a warning sign) and returns the command
-   as recorded.
+   as recorded. A bare number answers the question (``QUESTION_KINDS``) that went out last
+   within the reply window, if it has no answer yet: the pain question takes 0-10 into
+   ``pain_scores``, the weekly check-in 0-7 days into ``checkin_answers``; out of range,
+   nothing is stored and the answer states the range. Questions are not actionable: DONE
+   never credits one.
 4. Answer in the patient's language, or not at all (Twilio answered an exact opt-out
    keyword itself; a number that opted out gets nothing more but safety advice, a START
    confirmation and HELP). ``ANSWERS`` maps each recorded command to its answer, which
@@ -18,8 +22,9 @@
 A phone number can belong to several patients (families share phones): opting out, pausing
 and the warning-sign pause apply to every patient on it, and the STOP confirmation names
 every clinic on it. Any other reply belongs to the patient whose actionable reminder to that
-phone went out most recently (by ``sent_at``): DONE/SKIP/LATER and pain answers credit that
-reminder, and HELP and free text name that patient's clinic.
+phone went out most recently (by ``sent_at``): DONE/SKIP/LATER credit that reminder, and
+HELP and free text name that patient's clinic. An answer to a question goes to the patient
+whose question went out most recently.
 
 A new reading is a ``Command`` in the parser, a handler in ``HANDLERS``, an answer in
 ``ANSWERS`` and, when it says something new, a message under ``templates/sms/``.
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -41,7 +46,11 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from service import metrics
 from service.delivery.messages import patient_context
-from service.delivery.rendering import TemplateError, render_sms
+from service.delivery.rendering import (
+    QUESTION_KINDS,
+    TemplateError,
+    render_sms,
+)
 from service.enrollment import optouts
 from service.enrollment.patients import pause
 from service.enrollment.plans import refresh_next_due, waking_window
@@ -49,6 +58,7 @@ from service.enrollment.scheduling import may_send_at, next_waking_minute
 from service.masking import mask_phone
 from service.models import (
     Channel,
+    CheckinAnswer,
     InboundMessage,
     Outcome,
     PainScore,
@@ -66,6 +76,8 @@ log = logging.getLogger(__name__)
 
 SNOOZE_DELAY = dt.timedelta(minutes=30)
 PAIN_QUESTION_KIND = "pain_question"
+CHECKIN_KIND = "weekly_checkin"
+CHECKIN_DAYS = range(8)  # "How many days did you do your exercises this week?"
 CALL_PAIN_SCORE = 8  # a pain score this high asks the clinic to look, like free text does
 ACTOR = "patient_sms"
 # Reminders that reached (or are reaching) the patient and can be answered.
@@ -465,14 +477,26 @@ def _pause_for_reply(
     )
 
 
-def _pain(ctx: InboundContext) -> Command:
-    """PAIN n is always a score; a bare number only while a pain question is open."""
-    command, score = ctx.reply.command, ctx.reply.number
-    if score is None:
-        return command
-    question = _open_pain_question(ctx)
-    if command is Command.NUMBER and question is None:
+def _number(ctx: InboundContext) -> Command:
+    """PAIN n is always a score; a bare number answers the question that went out last
+    while it is open (a pain score, or days of exercise), and is for the clinic otherwise."""
+    if ctx.reply.command is Command.PAIN:
+        return _pain(ctx, _open_question(ctx, kinds=(PAIN_QUESTION_KIND,)))
+    question = _open_question(ctx, kinds=QUESTION_KINDS)
+    if question is None:
         return Command.NUMBER
+    if question.kind == CHECKIN_KIND:
+        return _checkin(ctx, question)
+    return _pain(ctx, question)
+
+
+def _pain(ctx: InboundContext, question: Reminder | None) -> Command:
+    score = ctx.reply.number
+    if score is None:
+        # Out of range: nothing is stored; the answer states the range of the question.
+        if question is not None:
+            _attach(ctx.inbound, question.patient, question)
+        return Command.PAIN
     patient = question.patient if question is not None else ctx.patients[0]
     _attach(ctx.inbound, patient, question)
     ctx.session.add(PainScore(patient_id=patient.id, score=score, recorded_at=ctx.now))
@@ -481,15 +505,38 @@ def _pain(ctx: InboundContext) -> Command:
     return Command.PAIN
 
 
-def _open_pain_question(ctx: InboundContext) -> Reminder | None:
-    """The pain question that went out last within the reply window, if no score has
-    answered it yet."""
-    session, now = ctx.session, ctx.now
-    question = session.scalars(
+def _checkin(ctx: InboundContext, question: Reminder) -> Command:
+    """Days of exercise this week, 0-7; another number is stored nowhere (the answer asks
+    again, with the range)."""
+    _attach(ctx.inbound, question.patient, question)
+    days = _given(ctx.reply)
+    if days in CHECKIN_DAYS:
+        ctx.session.add(
+            CheckinAnswer(
+                patient_id=question.patient_id,
+                reminder_id=question.id,
+                inbound_id=ctx.inbound.id,
+                days=days,
+                received_at=ctx.now,
+            )
+        )
+    return Command.CHECKIN
+
+
+def _given(reply: Reply) -> int | None:
+    """The number the patient wrote, in range or not."""
+    return reply.error.given if reply.error is not None else reply.number
+
+
+def _open_question(ctx: InboundContext, *, kinds: Sequence[str]) -> Reminder | None:
+    """The question (of ``kinds``) that went out last to a patient on the number within the
+    reply window, if it has no answer yet."""
+    now = ctx.now
+    question = ctx.session.scalars(
         select(Reminder)
         .where(
             Reminder.patient_id.in_([p.id for p in ctx.patients]),
-            Reminder.kind == PAIN_QUESTION_KIND,
+            Reminder.kind.in_(kinds),
             Reminder.status.in_(ANSWERABLE),
             Reminder.due_at >= now - ctx.window,
             Reminder.due_at <= now,
@@ -497,14 +544,21 @@ def _open_pain_question(ctx: InboundContext) -> Reminder | None:
         .order_by(_WENT_OUT.desc(), Reminder.id.desc())
         .limit(1)
     ).first()
-    if question is None:
+    if question is None or _answered(ctx.session, question):
         return None
-    answered = session.scalars(
-        select(PainScore.id).where(
+    return question
+
+
+def _answered(session: Session, question: Reminder) -> bool:
+    """A pain question is answered by any score since it was asked (PAIN n included); a
+    check-in by the answer stored for it."""
+    if question.kind == CHECKIN_KIND:
+        found = select(CheckinAnswer.id).where(CheckinAnswer.reminder_id == question.id)
+    else:
+        found = select(PainScore.id).where(
             PainScore.patient_id == question.patient_id, PainScore.recorded_at >= question.due_at
         )
-    ).first()
-    return question if answered is None else None
+    return session.scalars(found.limit(1)).first() is not None
 
 
 HANDLERS: dict[Command, Handler] = {
@@ -515,8 +569,9 @@ HANDLERS: dict[Command, Handler] = {
     Command.SKIP: _done_or_skipped,
     Command.SNOOZE: _snooze,
     Command.PAUSE: _pause,
-    Command.PAIN: _pain,
-    Command.NUMBER: _pain,
+    Command.PAIN: _number,
+    Command.NUMBER: _number,
+    Command.CHECKIN: _number,  # never a reading, only recorded: a number all the same
     Command.WARNING: _warning,
     Command.ACK: _keep,
     Command.SYMPTOM: _keep,
@@ -619,6 +674,19 @@ def _answer_number(ctx: InboundContext) -> list[Answer]:
     return [(f"{ctx.inbound.command}_ack", {"n": number})]
 
 
+def _answer_checkin(ctx: InboundContext) -> list[Answer]:
+    """The days recorded, or (nothing recorded: out of range) the range to answer in."""
+    if _opted_out_now(ctx):
+        return []
+    answer = ctx.session.scalars(
+        select(CheckinAnswer).where(CheckinAnswer.inbound_id == ctx.inbound.id)
+    ).first()
+    if answer is not None:
+        return [("checkin_ack", {"n": answer.days})]
+    low, high = CHECKIN_DAYS.start, CHECKIN_DAYS.stop - 1
+    return [("out_of_range", {"command": "checkin", "low": low, "high": high})]
+
+
 def _answer_keywords(ctx: InboundContext) -> list[Answer]:
     return [] if _opted_out_now(ctx) else [("keywords", {})]
 
@@ -646,6 +714,7 @@ ANSWERS: dict[Command, Callable[[InboundContext], list[Answer]]] = {
     Command.SNOOZE: _answer_reminder,
     Command.PAUSE: _answer_number,
     Command.PAIN: _answer_number,
+    Command.CHECKIN: _answer_checkin,
     Command.NUMBER: _answer_keywords,
     Command.WARNING: _answer_warning,
     Command.ACK: _answer_nothing,

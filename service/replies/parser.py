@@ -26,11 +26,12 @@ Precedence, and why:
    want to quit the program", "I'm done with this program") is QUIT_HELP: the answer says
    how to stop; nobody is opted out on a paraphrase that may mean the exercises.
 5. Then, on the first sentence (past a greeting or an "ok" that leads into a command):
-   START, HELP, PAUSE n, PAIN n, a bare 0-10 number (NUMBER: only the caller knows
-   whether a question was asked), SKIP, LATER (SNOOZE, with a ``delay`` when the text gives
-   one), DONE, ACK (an acknowledgement: "ok", "yes", "👍 thanks"; never credit for an
-   exercise). A PAUSE or PAIN whose number is negative or out of range has ``error`` set
-   (the answer states the range) and no ``number``.
+   START, HELP, PAUSE n, PAIN n, a bare number (NUMBER: only the caller knows whether a
+   question was asked and what range it takes; past 0-10 it has ``error`` set), SKIP,
+   LATER (SNOOZE, with a ``delay`` when the text gives one), DONE, ACK (an
+   acknowledgement: "ok", "yes", "👍 thanks"; never credit for an exercise). A PAUSE or
+   PAIN whose number is negative or out of range has ``error`` set (the answer states
+   the range) and no ``number``.
 6. A message with no command that mentions a symptom ("tingling in my feet", "hurts a lot
    today") is SYMPTOM: flagged for the clinic, nothing paused. Anything else is OTHER.
 
@@ -78,6 +79,7 @@ class Command(enum.StrEnum):
     PAUSE = "pause"
     PAIN = "pain"
     NUMBER = "number"
+    CHECKIN = "checkin"  # recorded only: a bare number answering a weekly check-in
     WARNING = "warning"  # a red flag: pause and alert the clinic at once
     SYMPTOM = "symptom"  # an ordinary symptom: for the clinic to read, nothing paused
     QUIT_HELP = "quit_help"  # leaving the program in other words: answer how to stop
@@ -542,9 +544,18 @@ def _classify(clause: str, *, question: bool = False) -> Reply | None:
     if (match := PAIN_FIRST.fullmatch(clause)) or (match := PAIN_LAST.fullmatch(clause)):
         return _pain(match)
     if match := BARE_NUMBER.fullmatch(clause):
-        score = _number(match[1])
-        return Reply(Command.NUMBER, number=score) if score in PAIN_SCALE else None
+        return _bare(_number(match[1]))
     return _classify_answer(clause, question=question)
+
+
+def _bare(value: int | None) -> Reply | None:
+    """Any bare number: the question it answers (if any) knows its range; past the pain
+    scale ("11") it has ``error`` set."""
+    if value is None:
+        return None
+    if value in PAIN_SCALE:
+        return Reply(Command.NUMBER, number=value)
+    return Reply(Command.NUMBER, error=OutOfRange(value, PAIN_SCALE))
 
 
 def _classify_answer(clause: str, *, question: bool) -> Reply | None:

@@ -15,8 +15,13 @@ Definitions (the clinic reads these numbers, so they are kept simple and stated 
   once it qualifies (the day is not over, so a today that does not yet qualify does not end
   the streak). Days on which nothing actionable was delivered (a pause, a rest day of the
   program) are passed over: they neither count nor break the streak.
-- **pain trend**: the period's scores, the latest one, and the least-squares slope in points
-  per week; "improving" at -0.5/week or steeper, "worsening" at +0.5/week or steeper.
+- **pain trend**: the period's scores (answers to the pain question and PAIN n), the first,
+  the latest and their mean, and the least-squares slope in points per week; "improving" at
+  -0.5/week or steeper, "worsening" at +0.5/week or steeper.
+- **self-reported days**: the period's answers to the weekly check-in ("how many days did
+  you do your exercises this week?", 0-7), the latest and their mean: what the patient says,
+  beside what the DONE replies show. Questions are not actionable, so they never enter the
+  delivered/done figures above.
 - **flags**: ``warning_sign`` (a reply classed as a warning sign in the period), ``waiting``
   (a reply still open in the inbox: it needs the clinic and nobody has closed it with
   ``ptnudge replies ack``; the report quotes each one beside the patient),
@@ -48,10 +53,11 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from service.db.dialects import local_date
 from service.models import (
+    CheckinAnswer,
     Clinic,
     InboundMessage,
     Outcome,
@@ -160,8 +166,16 @@ class PainTrend:
     points: tuple[PainPoint, ...] = ()
 
     @property
+    def first(self) -> PainPoint | None:
+        return self.points[0] if self.points else None
+
+    @property
     def latest(self) -> PainPoint | None:
         return self.points[-1] if self.points else None
+
+    @property
+    def mean(self) -> float | None:
+        return mean_of([p.score for p in self.points])
 
     @property
     def slope_per_week(self) -> float | None:
@@ -181,6 +195,7 @@ class PainTrend:
     def to_dict(self) -> dict[str, Any]:
         latest = self.latest
         slope = self.slope_per_week
+        first = self.first
         return {
             "latest": latest.score if latest else None,
             "latest_at": _iso(latest.at) if latest else None,
@@ -188,7 +203,48 @@ class PainTrend:
             "slope_per_week": None if slope is None else round(slope, 3),
             "direction": self.direction,
             "points": [{"at": _iso(p.at), "score": p.score} for p in self.points],
+            "first": first.score if first else None,
+            "mean": _mean_rounded(self.mean),
         }
+
+
+@dataclass(frozen=True)
+class CheckinPoint:
+    at: dt.datetime
+    days: int  # 0-7: days of exercise that week, as the patient tells it
+
+
+@dataclass(frozen=True)
+class SelfReport:
+    """The weekly check-in answers of the period, oldest first."""
+
+    points: tuple[CheckinPoint, ...] = ()
+
+    @property
+    def latest(self) -> CheckinPoint | None:
+        return self.points[-1] if self.points else None
+
+    @property
+    def mean(self) -> float | None:
+        return mean_of([p.days for p in self.points])
+
+    def to_dict(self) -> dict[str, Any]:
+        latest = self.latest
+        return {
+            "latest": latest.days if latest else None,
+            "latest_at": _iso(latest.at) if latest else None,
+            "mean": _mean_rounded(self.mean),
+            "count": len(self.points),
+            "points": [{"at": _iso(p.at), "days": p.days} for p in self.points],
+        }
+
+
+def mean_of(values: Sequence[int]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _mean_rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 @dataclass(frozen=True)
@@ -229,6 +285,7 @@ class PatientAdherence:
     last_reply: LastReply
     flags: tuple[Flag, ...]
     open_replies: tuple[OpenReply, ...] = ()  # oldest first
+    self_reported: SelfReport = field(default_factory=SelfReport)  # weekly check-in answers
 
     @property
     def delivered(self) -> int:
@@ -265,6 +322,7 @@ class PatientAdherence:
             "last_reply": self.last_reply.to_dict(),
             "flags": [flag.value for flag in self.flags],
             "open_replies": [reply.to_dict() for reply in self.open_replies],
+            "self_reported_days": self.self_reported.to_dict(),
         }
 
 
@@ -321,6 +379,7 @@ def patient_adherence(
         session=session, clinic_id=clinic_id, since=since, now=now, reply_window=reply_window
     )
     pain = _pain_points(session=session, clinic_id=clinic_id, since=since, now=now)
+    checkins = _checkin_points(session=session, clinic_id=clinic_id, since=since, now=now)
     replies = _last_replies(session=session, clinic_id=clinic_id)
     warnings = _warning_counts(session=session, clinic_id=clinic_id, since=since)
     waiting = _open_replies(session=session, clinic_id=clinic_id)
@@ -329,6 +388,7 @@ def patient_adherence(
             row=row,
             days=days.get(row.id, []),
             pain=pain.get(row.id, ()),
+            checkins=checkins.get(row.id, ()),
             last_reply=replies.get(row.id, LastReply()),
             warnings=warnings.get(row.id, 0),
             open_replies=waiting.get(row.id, ()),
@@ -576,16 +636,53 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
 def _pain_points(
     *, session: Session, clinic_id: int | None, since: dt.datetime, now: dt.datetime
 ) -> dict[int, tuple[PainPoint, ...]]:
-    stmt = (
-        select(PainScore.patient_id, PainScore.recorded_at, PainScore.score)
-        .join(Patient, Patient.id == PainScore.patient_id)
-        .where(*_in_scope(clinic_id), PainScore.recorded_at >= since, PainScore.recorded_at <= now)
-        .order_by(PainScore.patient_id, PainScore.recorded_at, PainScore.id)
+    columns = (PainScore.patient_id, PainScore.recorded_at, PainScore.score, PainScore.id)
+    found = _series(session, columns, clinic_id=clinic_id, since=since, now=now)
+    return {pid: tuple(PainPoint(at, score) for at, score in rows) for pid, rows in found.items()}
+
+
+def _checkin_points(
+    *, session: Session, clinic_id: int | None, since: dt.datetime, now: dt.datetime
+) -> dict[int, tuple[CheckinPoint, ...]]:
+    columns = (
+        CheckinAnswer.patient_id,
+        CheckinAnswer.received_at,
+        CheckinAnswer.days,
+        CheckinAnswer.id,
     )
-    points: dict[int, list[PainPoint]] = defaultdict(list)
-    for patient_id, recorded_at, score in session.execute(stmt):
-        points[patient_id].append(PainPoint(recorded_at, score))
-    return {patient_id: tuple(series) for patient_id, series in points.items()}
+    found = _series(session, columns, clinic_id=clinic_id, since=since, now=now)
+    return {pid: tuple(CheckinPoint(at, days) for at, days in rows) for pid, rows in found.items()}
+
+
+_SeriesColumns = tuple[
+    InstrumentedAttribute[int],
+    InstrumentedAttribute[dt.datetime],
+    InstrumentedAttribute[int],
+    InstrumentedAttribute[int],
+]
+
+
+def _series(
+    session: Session,
+    columns: _SeriesColumns,
+    *,
+    clinic_id: int | None,
+    since: dt.datetime,
+    now: dt.datetime,
+) -> dict[int, list[tuple[dt.datetime, int]]]:
+    """(moment, value) per patient in the period, oldest first, from a table of answers
+    given as its (patient id, moment, value, id) columns."""
+    patient_id, at, value, row_id = columns
+    stmt = (
+        select(patient_id, at, value)
+        .join(Patient, Patient.id == patient_id)
+        .where(*_in_scope(clinic_id), at >= since, at <= now)
+        .order_by(patient_id, at, row_id)
+    )
+    found: dict[int, list[tuple[dt.datetime, int]]] = defaultdict(list)
+    for pid, moment, number in session.execute(stmt):
+        found[pid].append((moment, number))
+    return found
 
 
 def _last_replies(*, session: Session, clinic_id: int | None) -> dict[int, LastReply]:
@@ -663,6 +760,7 @@ def _assemble(
     row: _PatientRow,
     days: Sequence[_DayRow],
     pain: tuple[PainPoint, ...],
+    checkins: tuple[CheckinPoint, ...],
     last_reply: LastReply,
     warnings: int,
     open_replies: tuple[OpenReply, ...],
@@ -700,6 +798,7 @@ def _assemble(
         last_reply=last_reply,
         flags=flags,
         open_replies=open_replies,
+        self_reported=SelfReport(checkins),
     )
 
 

@@ -36,6 +36,7 @@ from service.reporting.adherence import (
     OpenReply,
     PainTrend,
     PatientAdherence,
+    SelfReport,
 )
 from templates import TEMPLATES_DIR
 
@@ -86,10 +87,24 @@ def _flag_text(patient: PatientAdherence, flag: Flag) -> str:
 
 
 def _pain_text(pain: PainTrend) -> str:
-    latest = pain.latest
+    """ "7 → 3/10 improving (mean 4.8)": first to latest score of the period, and the trend."""
+    first, latest = pain.first, pain.latest
+    if first is None or latest is None:
+        return BLANK
+    scores = f"{first.score} → {latest.score}/10" if len(pain.points) > 1 else f"{latest.score}/10"
+    trend = f" {pain.direction}" if pain.direction else ""
+    mean = f" (mean {pain.mean:.1f})" if len(pain.points) > 1 and pain.mean is not None else ""
+    return scores + trend + mean
+
+
+def self_reported_text(report: SelfReport) -> str:
+    """ "5/7 (mean 4.5)": the latest weekly check-in answer, and the mean of the period's."""
+    latest = report.latest
     if latest is None:
         return BLANK
-    return f"{latest.score}/10 {pain.direction}" if pain.direction else f"{latest.score}/10"
+    if len(report.points) < 2 or report.mean is None:
+        return f"{latest.days}/7"
+    return f"{latest.days}/7 (mean {report.mean:.1f})"
 
 
 # What an open reply was read as, in staff's words (the inbox's ``reading``).
@@ -137,6 +152,7 @@ def report_table(report: AdherenceReport) -> ReportTable:
 TABLE_COLUMNS: tuple[tuple[str, Justify], ...] = (
     ("Patient", "left"),
     ("Adherence", "right"),
+    ("Days/wk said", "right"),
     ("Done", "right"),
     ("Delivered", "right"),
     ("Skipped", "right"),
@@ -152,6 +168,7 @@ def _table_cells(patient: PatientAdherence, zone: str) -> list[str]:
     return [
         f"{patient.first_name} #{patient.patient_id}",
         percent(patient.adherence),
+        self_reported_text(patient.self_reported),
         str(patient.done),
         str(patient.delivered),
         str(patient.skipped),
@@ -202,6 +219,11 @@ CSV_COLUMNS = (
     "last_reply_at",
     "last_reply_command",
     "flags",
+    "pain_first",
+    "pain_mean",
+    "self_reported_days_latest",
+    "self_reported_days_mean",
+    "self_reported_count",
 )
 
 
@@ -242,7 +264,25 @@ def _csv_values(patient: PatientAdherence) -> list[object]:
         reply.at.isoformat() if reply.at else None,
         reply.command,
         ";".join(flag.value for flag in patient.flags),
+        *_answer_values(patient),
     ]
+
+
+def _answer_values(patient: PatientAdherence) -> list[object]:
+    """What the patient told: the pain trend's first and mean, the check-ins' figures."""
+    first, said = patient.pain.first, patient.self_reported
+    latest = said.latest
+    return [
+        first.score if first else None,
+        _mean_cell(patient.pain.mean),
+        latest.days if latest else None,
+        _mean_cell(said.mean),
+        len(said.points),
+    ]
+
+
+def _mean_cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def _ratio_cell(value: float | None) -> str:
@@ -287,6 +327,7 @@ def _html_row(patient: PatientAdherence, report: AdherenceReport) -> dict[str, o
         "sparkline": weekly_sparkline(patient, threshold=report.threshold),
         "pain_chart": pain_sparkline(patient.pain),
         "pain_text": _pain_text(patient.pain),
+        "self_reported": self_reported_text(patient.self_reported),
         "reply": _reply_text(patient, report.timezone),
         "flags": [(flag.value, _flag_text(patient, flag)) for flag in patient.flags],
         "open_replies": [_open_reply(reply, report.timezone) for reply in patient.open_replies],

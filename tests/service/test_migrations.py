@@ -17,7 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service.db import MIGRATIONS_DIR, Base, upgrade
-from service.models import Channel, InboundMessage, Patient, PlanItem, Reminder, ReminderStatus
+from service.models import (
+    Channel,
+    CheckinAnswer,
+    InboundMessage,
+    Patient,
+    PlanItem,
+    Reminder,
+    ReminderStatus,
+)
 from tests.conftest import Database
 from tests.factories import make_clinic, make_patient
 
@@ -45,13 +53,16 @@ def test_migrated_schema_matches_the_models(database: Database) -> None:
     assert differences == []
 
 
+def _tables(db: Database) -> set[str]:
+    with db.engine.connect() as connection:
+        return set(connection.dialect.get_table_names(connection))
+
+
 def test_migrations_walk_down_to_nothing_and_back_up(database: Database) -> None:
     config = alembic_config(database.url)
     command.downgrade(config, "base")
     try:
-        with database.engine.connect() as connection:
-            tables = set(connection.dialect.get_table_names(connection))
-        assert tables <= {"alembic_version"}
+        assert _tables(database) <= {"alembic_version"}
     finally:
         upgrade(database.url, "head")
 
@@ -81,6 +92,22 @@ def test_typed_reminder_links_keep_the_data_down_and_up(committed_db: Database) 
     assert snooze.snooze_of_id == ids["original"]
     assert list(merged) == [ids["tilt"], ids["legs"]]
     assert list(replies) == [ids["original"]]
+
+
+def test_checkin_answers_come_with_0009_and_go_with_it(committed_db: Database) -> None:
+    """0009 adds the weekly check-in answers; walking it back drops them and nothing else."""
+    before = _tables(committed_db)
+    assert "checkin_answers" in before
+    try:
+        command.downgrade(alembic_config(committed_db.url), "0008")
+        assert _tables(committed_db) == before - {"checkin_answers"}
+    finally:
+        upgrade(committed_db.url, "head")
+    with committed_db.sessions() as session, session.begin():
+        patient = make_patient(session, make_clinic(session))
+        session.add(CheckinAnswer(patient_id=patient.id, days=5, received_at=NOW))
+    with committed_db.sessions() as session:
+        assert session.scalars(select(CheckinAnswer.days)).all() == [5]
 
 
 def _reminders_with_links(db: Database) -> dict[str, int]:

@@ -204,18 +204,27 @@ def enroll_core(database: Database) -> str:
         return str(enroll(session=session, clinic=clinic, request=request, actor="t", now=now).id)
 
 
+def core_preview(database: Database, first_day: str, days: int) -> list[dict[str, object]]:
+    """``preview --json`` of a fresh stenosis-core patient from ``first_day``."""
+    result = run(
+        database, enroll_core(database), "--from", first_day, "--days", str(days), "--json"
+    )
+    assert result.exit_code == 0, result.output
+    entries: list[dict[str, object]] = json.loads(result.stdout)
+    return entries
+
+
+def by_local_day(entries: list[dict[str, object]]) -> dict[str, list[dict[str, object]]]:
+    by_day: dict[str, list[dict[str, object]]] = {}
+    for entry in entries:
+        by_day.setdefault(str(entry["local_time"])[:10], []).append(entry)
+    return by_day
+
+
 def test_core_program_keeps_position_changes_after_four_within_ten_messages_a_day(
     committed_db: Database,
 ) -> None:
-    patient = enroll_core(committed_db)
-
-    result = run(committed_db, patient, "--from", "2026-12-02", "--days", "2", "--json")
-
-    assert result.exit_code == 0, result.output
-    entries = json.loads(result.stdout)
-    by_day: dict[str, list[dict[str, object]]] = {}
-    for entry in entries:
-        by_day.setdefault(entry["local_time"][:10], []).append(entry)
+    by_day = by_local_day(core_preview(committed_db, "2026-12-02", 2))
     assert set(by_day) == {"2026-12-02", "2026-12-03"}
     for day, messages in by_day.items():
         assert len(messages) <= 10, day
@@ -227,3 +236,21 @@ def test_core_program_keeps_position_changes_after_four_within_ten_messages_a_da
         assert late, f"no position change after 16:00 on {day}"
         # Fixed sessions are all there: three stretches a day.
         assert sum("stretch" in m["kinds"] for m in messages) == 3
+
+
+def test_core_program_asks_about_pain_twice_a_week_and_checks_in_on_sundays(
+    committed_db: Database,
+) -> None:
+    entries = core_preview(committed_db, "2026-11-30", 7)  # Monday to Sunday
+    questions = [
+        (str(m["local_time"])[:16], m["kinds"])
+        for m in entries
+        if {"pain_question", "weekly_checkin"} & set(m["kinds"])
+    ]
+    # Each question leaves as a message of its own, never inside a combined reminder.
+    assert questions == [
+        ("2026-12-01T14:30", ["pain_question"]),
+        ("2026-12-04T14:30", ["pain_question"]),
+        ("2026-12-06T17:30", ["weekly_checkin"]),
+    ]
+    assert max(len(messages) for messages in by_local_day(entries).values()) <= 10

@@ -78,7 +78,7 @@ def test_validate_names_the_file_the_item_and_the_reason(tmp_path: Path) -> None
     result = run("validate", str(good), str(bad))
 
     assert result.exit_code == 1
-    assert "ok  stenosis-core.yaml (5 items)" in result.stdout
+    assert "ok  stenosis-core.yaml (7 items)" in result.stdout
     assert result.stderr.splitlines()[-1] == (
         "error: too-much.yaml, item 2 (heat): time '25:00' is not a valid HH:MM time"
     )
@@ -121,12 +121,13 @@ def test_validate_warns_when_a_program_cannot_fit_its_cap_and_says_what_a_day_ke
     result = run("validate", "config/programs/stenosis-core.yaml")
 
     assert result.exit_code == 0, result.output
-    assert "ok  stenosis-core.yaml (5 items)" in result.stdout
+    assert "ok  stenosis-core.yaml (7 items)" in result.stdout
     assert result.stderr.strip() == (
-        "warning: stenosis-core.yaml asks for up to 15 messages a day in the default waking "
-        "window 08:00-20:00, but max_per_day is 10; a typical day keeps position_change 8 of "
-        "13, stretch 3 of 3, pelvic_tilt 1 of 1, leg_strength 1 of 1 (mon, wed, fri), "
-        "walk_or_cycle 1 of 1 (tue, thu, sat)"
+        "warning: stenosis-core.yaml asks for up to 16 messages a day in the default waking "
+        "window 08:00-20:00, but max_per_day is 10; a typical day keeps position_change 7-8 "
+        "of 13, stretch 3 of 3, pelvic_tilt 1 of 1, leg_strength 1 of 1 (mon, wed, fri), "
+        "walk_or_cycle 1 of 1 (tue, thu, sat), pain_question 1 of 1 (tue, fri), "
+        "weekly_checkin 1 of 1 (sun)"
     )
 
 

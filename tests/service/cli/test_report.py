@@ -117,6 +117,29 @@ def test_the_table_is_the_default(committed_db: Database, clinic_slug: str) -> N
     assert "10 patients" in result.stdout
 
 
+def test_every_format_of_the_command_shows_the_days_the_patient_said(
+    committed_db: Database, clinic_slug: str, tmp_path: Path
+) -> None:
+    """Ana's Sunday check-ins end on 7 days of 7 (``report_data``)."""
+    shown = {}
+    for fmt in ("json", "csv", "html", "table"):
+        # A file gets the table at full width (the test terminal is 80 columns).
+        target = tmp_path / f"adherence.{fmt}"
+        result = run(
+            committed_db, "--clinic", clinic_slug, "--format", fmt, "--output", str(target)
+        )
+        assert result.exit_code == 0, result.output
+        shown[fmt] = target.read_text(encoding="utf-8")
+
+    ana = next(p for p in json.loads(shown["json"]) if p["first_name"] == "Ana")
+    assert ana["self_reported_days"]["latest"] == 7
+    csv_ana = next(r for r in csv.DictReader(io.StringIO(shown["csv"])) if r["first_name"] == "Ana")
+    assert csv_ana["self_reported_days_latest"] == "7"
+    assert "Days/week, said" in shown["html"]
+    assert '<td class="num said">7/7 (mean ' in shown["html"]
+    assert "7/7 (mean" in shown["table"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -475,3 +475,45 @@ def test_in_back_off_the_one_daily_reminder_rotates_through_the_kinds_exercises_
         (5, ["position_change", "stretch"]),
     ]
     assert [r.due_at.hour for r in sent] == [15, 17, 14, 15]  # 09:00, 11:00, 08:00, 09:00
+
+
+def test_a_question_goes_out_by_text_alone_and_asks_for_no_done(
+    session: Session, settings: Settings
+) -> None:
+    patient = patient_due(
+        session,
+        channel=ChannelChoice.BOTH,
+        email="ana@example.org",
+        items=[
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "pain_question", "at_times": ["09:00"]},
+        ],
+    )
+
+    result = dispatch_due(session=session, rules=RULES, now=NOW)
+
+    found = {(r.kind, r.channel): r for r in rows(session, patient)}
+    assert set(found) == {
+        ("stretch", Channel.SMS),
+        ("stretch", Channel.EMAIL),
+        ("pain_question", Channel.SMS),
+    }
+    question = found["pain_question", Channel.SMS]
+    # Due with the stretch, it still leaves as a message of its own.
+    assert (question.actionable, question.status) == (False, ReminderStatus.QUEUED)
+    assert found["stretch", Channel.SMS].status is ReminderStatus.QUEUED
+    assert question.id in result.to_send
+    # The preview shows the day as it is sent.
+    shown = preview(
+        session=session,
+        settings=settings,
+        patient=patient,
+        start=NOW - dt.timedelta(hours=1),
+        days=1,
+        urls=PublicUrls(settings.public_url),
+    )
+    assert {(entry.kinds, entry.channel) for entry in shown} == {
+        (("stretch",), Channel.SMS),
+        (("stretch",), Channel.EMAIL),
+        (("pain_question",), Channel.SMS),
+    }

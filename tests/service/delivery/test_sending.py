@@ -25,12 +25,14 @@ from service.enrollment import optouts
 from service.models import (
     Channel,
     ChannelChoice,
+    CheckinAnswer,
     Patient,
     PatientStatus,
     Reminder,
     ReminderStatus,
     utcnow,
 )
+from service.replies.inbound import handle_sms
 from service.transports.base import Transport
 from service.transports.console import ConsoleEmailTransport
 from service.transports.email import SmtpEmailTransport
@@ -603,6 +605,40 @@ def test_two_items_due_in_the_same_minute_leave_as_one_message_naming_both(
     assert merged.status is ReminderStatus.MERGED
     assert merged.merged_into_id == head_id
     assert load_reminder(committed_db, head_id).status is ReminderStatus.SENT
+
+
+def test_a_weekly_check_in_goes_out_as_a_question_and_a_bare_number_answers_it(
+    committed_db: Database,
+    settings: Settings,
+    transports: Transports,
+    twilio: FakeTwilioServer,
+    now: dt.datetime,
+) -> None:
+    patient = enroll_due(committed_db, now=now, kinds=("weekly_checkin",))
+    [question_id] = dispatch(committed_db, settings, now=now)
+
+    outcome = send(committed_db, settings, transports, question_id, now=now)
+
+    assert outcome is SendOutcome.SENT
+    [message] = twilio.messages
+    assert "how many days did you do your exercises this week" in message["body"]
+    question = load_reminder(committed_db, question_id)
+    assert (question.kind, question.actionable) == ("weekly_checkin", False)
+    with transaction(committed_db.sessions) as session:
+        result = handle_sms(
+            session=session,
+            settings=settings,
+            from_number=patient.phone or "",
+            to_number=FROM_NUMBER,
+            body="4",
+            message_sid="SM" + "4" * 32,
+            now=now + dt.timedelta(minutes=5),
+        )
+    assert result.reply_text is not None
+    assert "4 of 7 days" in result.reply_text
+    with committed_db.sessions() as session:
+        answers = session.execute(select(CheckinAnswer.reminder_id, CheckinAnswer.days)).all()
+    assert [tuple(answer) for answer in answers] == [(question_id, 4)]
 
 
 def test_a_patient_removed_while_their_batch_is_in_flight_gets_nothing(

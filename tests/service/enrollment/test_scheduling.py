@@ -373,6 +373,45 @@ def test_merged_messages_count_once_against_the_limit() -> None:
     assert len(messages(found)) == 9
 
 
+def question(item_id: int, *times: str, kind: str = "pain_question") -> ItemRule:
+    return dataclasses.replace(at(item_id, *times), kind=kind)
+
+
+def test_a_question_is_a_message_of_its_own_and_carries_no_reminder() -> None:
+    # A stretch and a question at 09:00, a position change at 09:05: the position change
+    # travels with the stretch, never with the question.
+    schedule = plan(
+        "Europe/Berlin",
+        at(1, "09:00"),
+        question(2, "09:00"),
+        dataclasses.replace(at(3, "09:05"), kind="position_change"),
+        question(4, "11:00", kind="weekly_checkin"),
+        dataclasses.replace(at(5, "11:05"), kind="position_change"),
+        wake=(T(8), T(20)),
+    )
+
+    found = day_occurrences(schedule, D(2026, 6, 7))
+
+    assert messages(found) == ["09:00 1+3", "09:00 2", "11:00 4", "11:05 5"]
+
+
+def test_a_nudge_never_travels_free_in_a_question_under_the_limit() -> None:
+    # Hourly nudges, a question on the hour: the 14:00 nudge would cost a message of its own.
+    schedule = plan(
+        "Europe/Berlin",
+        every(1, 60),
+        question(2, "14:00"),
+        wake=(T(8), T(20)),
+        max_per_day=5,
+    )
+
+    found = day_occurrences(schedule, D(2026, 6, 2))
+
+    assert len(messages(found)) == 5
+    assert "14:00 2" in messages(found)
+    assert not any(o.item_id == 1 and o.local.hour == 14 for o in found)
+
+
 def test_a_kept_nudge_is_never_within_the_minimum_gap_of_another_message() -> None:
     schedule = plan(
         "Europe/Berlin",

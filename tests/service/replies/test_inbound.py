@@ -15,6 +15,7 @@ from service.enrollment import optouts
 from service.models import (
     AuditEvent,
     Channel,
+    CheckinAnswer,
     ClinicAlert,
     InboundMessage,
     Outcome,
@@ -539,6 +540,160 @@ def test_a_pain_question_takes_one_answer(
     assert session.scalars(select(PainScore.score)).all() == [6]
 
 
+# --- the weekly check-in and the pain question -------------------------------------------
+
+
+def ask(session: Session, patient: Patient, kind: str, *, ago: dt.timedelta) -> Reminder:
+    """A question as the dispatcher sends it: not actionable (it asks for a number)."""
+    return add_reminder(session, patient, kind=kind, due_at=NOW - ago, actionable=False)
+
+
+def checkins(session: Session) -> list[tuple[int, int | None, int | None, int, dt.datetime]]:
+    rows = session.execute(
+        select(
+            CheckinAnswer.patient_id,
+            CheckinAnswer.reminder_id,
+            CheckinAnswer.inbound_id,
+            CheckinAnswer.days,
+            CheckinAnswer.received_at,
+        )
+    )
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_a_bare_number_after_the_weekly_check_in_is_the_days_of_exercise(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    question = ask(session, patient, "weekly_checkin", ago=dt.timedelta(hours=2))
+
+    result = sms(session, settings, patient, "5")
+
+    row = inbound_rows(session)[-1]
+    assert checkins(session) == [(patient.id, question.id, row.id, 5, NOW)]
+    assert (row.command, row.reminder_id, row.needs_attention) == ("checkin", question.id, False)
+    assert session.scalars(select(PainScore)).all() == []
+    assert result.reply_text is not None
+    assert "5 of 7 days" in result.reply_text
+
+
+def test_a_bare_number_answers_the_question_that_went_out_last(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    ask(session, patient, "pain_question", ago=dt.timedelta(hours=3))
+    ask(session, patient, "weekly_checkin", ago=dt.timedelta(hours=1))
+
+    sms(session, settings, patient, "3")
+
+    assert [answer[3] for answer in checkins(session)] == [3]
+    assert session.scalars(select(PainScore)).all() == []
+
+
+def test_pain_n_after_the_weekly_check_in_is_still_a_pain_score(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    ask(session, patient, "weekly_checkin", ago=dt.timedelta(hours=1))
+
+    sms(session, settings, patient, "pain 3")
+
+    assert session.scalars(select(PainScore.score)).all() == [3]
+    assert checkins(session) == []
+
+
+def test_a_number_after_the_reply_window_of_a_question_is_no_answer(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    ask(session, patient, "weekly_checkin", ago=dt.timedelta(hours=13))  # the window: 12 h
+    ask(session, patient, "pain_question", ago=dt.timedelta(hours=14))
+
+    result = sms(session, settings, patient, "4")
+
+    assert checkins(session) == []
+    assert session.scalars(select(PainScore)).all() == []
+    assert (inbound_rows(session)[-1].command, inbound_rows(session)[-1].needs_attention) == (
+        "number",
+        True,
+    )
+    assert result.reply_text is not None
+    assert "didn't get that" in result.reply_text
+
+
+@pytest.mark.parametrize(
+    ("asked", "told"),
+    [
+        (("weekly_checkin", "9"), "from 0 to 7"),
+        (("weekly_checkin", "12"), "from 0 to 7"),
+        (("pain_question", "11"), "from 0 (no pain) to 10"),
+    ],
+)
+def test_an_answer_out_of_range_is_corrected_and_nothing_is_stored(
+    session: Session, settings: Settings, patient: Patient, asked: tuple[str, str], told: str
+) -> None:
+    kind, body = asked
+    question = ask(session, patient, kind, ago=dt.timedelta(hours=1))
+
+    result = sms(session, settings, patient, body)
+
+    assert checkins(session) == []
+    assert session.scalars(select(PainScore)).all() == []
+    assert inbound_rows(session)[-1].reminder_id == question.id
+    assert result.reply_text is not None
+    assert told in result.reply_text
+    assert "Nothing was recorded" in result.reply_text
+    # As PAIN 11 is: answered with the range, not left for the clinic.
+    assert inbound_rows(session)[-1].needs_attention is False
+    # The question is still open: the corrected answer counts.
+    sms(session, settings, patient, "2", now=NOW + dt.timedelta(minutes=1))
+    assert len(checkins(session)) + len(session.scalars(select(PainScore)).all()) == 1
+
+
+def test_a_weekly_check_in_takes_one_answer(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    ask(session, patient, "weekly_checkin", ago=dt.timedelta(hours=1))
+    sms(session, settings, patient, "6")
+
+    sms(session, settings, patient, "2", now=NOW + dt.timedelta(minutes=1))
+
+    assert [answer[3] for answer in checkins(session)] == [6]
+    assert inbound_rows(session)[-1].command == "number"
+
+
+def test_done_is_never_credited_to_a_question(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    question = ask(session, patient, "weekly_checkin", ago=dt.timedelta(minutes=5))
+
+    result = sms(session, settings, patient, "DONE")
+
+    session.refresh(question)
+    assert question.outcome is None
+    assert inbound_rows(session)[-1].reminder_id is None
+    assert result.reply_text is not None
+    assert checkins(session) == []
+
+
+def test_the_check_in_is_acknowledged_in_spanish(session: Session, settings: Settings) -> None:
+    patient = make_patient(session, make_clinic(session), locale="es", schedule_after=NOW)
+    ask(session, patient, "weekly_checkin", ago=dt.timedelta(hours=1))
+
+    result = sms(session, settings, patient, "7")
+
+    assert result.reply_text is not None
+    assert "7 de 7 dias" in result.reply_text
+
+
+def test_a_replayed_check_in_answer_gets_the_same_answer_and_stores_nothing_more(
+    session: Session, settings: Settings, patient: Patient
+) -> None:
+    ask(session, patient, "weekly_checkin", ago=dt.timedelta(hours=1))
+    first = sms(session, settings, patient, "4", sid="SMcheckin")
+
+    again = sms(session, settings, patient, "4", sid="SMcheckin")
+
+    assert again == first
+    assert len(checkins(session)) == 1
+
+
 # --- warning signs -------------------------------------------------------------------------
 
 
@@ -815,6 +970,19 @@ def test_a_pain_score_from_a_shared_phone_answers_the_question_that_went_out_las
 
     scores = list(session.scalars(select(PainScore.patient_id)))
     assert scores == [ana.id]
+
+
+def test_a_check_in_answer_from_a_shared_phone_goes_to_whoever_was_asked_last(
+    session: Session, settings: Settings
+) -> None:
+    ana, luis = _shared_phone(session)
+    asked_ana = ask(session, ana, "weekly_checkin", ago=dt.timedelta(minutes=30))
+    ask(session, luis, "weekly_checkin", ago=dt.timedelta(minutes=50))
+
+    sms(session, settings, luis, "3")
+
+    assert [(a[0], a[1]) for a in checkins(session)] == [(ana.id, asked_ana.id)]
+    assert inbound_rows(session)[-1].patient_id == ana.id
 
 
 def test_help_from_a_shared_phone_names_the_clinic_of_the_last_reminder(

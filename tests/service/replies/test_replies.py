@@ -218,7 +218,7 @@ REAL_REPLIES: list[tuple[str, Command, int | None]] = [
     ("three", NUMBER, 3),
     ("it's a 4", NUMBER, 4),
     ("cinco", NUMBER, 5),
-    ("11", OTHER, None),
+    ("11", NUMBER, None),  # past the pain scale: see test_out_of_range_numbers_are_refused
     ("pain 15", PAIN, None),  # refused: see test_out_of_range_numbers_are_refused
     # Anything else is for the clinic to read.
     ("thanks", ACK, None),
@@ -342,7 +342,7 @@ def test_arbitrary_text_never_raises(text: str) -> None:
     if reply.number is not None:
         assert reply.command in {PAUSE, PAIN, NUMBER}
     if reply.error is not None:
-        assert reply.command in {PAUSE, PAIN}
+        assert reply.command in {PAUSE, PAIN, NUMBER}
         assert reply.number is None
     assert reply.warning is (reply.red_flag is not None)
     assert reply.command is not WARNING or reply.warning
@@ -418,6 +418,8 @@ def test_a_pause_in_weeks_is_counted_in_days(text: str, days: int) -> None:
         ("PAIN -3", PAIN, -3, PAIN_SCALE),
         ("PAIN 11", PAIN, 11, PAIN_SCALE),
         ("dolor 15", PAIN, 15, PAIN_SCALE),
+        # A bare number past the scale: the question it answers, if any, states its range.
+        ("11", NUMBER, 11, PAIN_SCALE),
     ],
 )
 def test_out_of_range_numbers_are_refused_with_the_range(

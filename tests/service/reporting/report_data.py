@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from service.models import (
     Channel,
+    CheckinAnswer,
     Clinic,
     InboundMessage,
     Outcome,
@@ -116,11 +117,12 @@ class Profile:
     pain: tuple[int, int] | None = None  # first and last pain score of the month
     reply: tuple[str, str, bool] | None = None  # command, body, needs_attention
     quiet_days: int = 0  # no answers at all in the last days
+    said: tuple[int, int] | None = None  # first and last weekly check-in answer (days, 0-7)
 
 
 PROFILES = (
-    Profile("Ana", 0.85, 0.95, pain=(7, 3)),
-    Profile("Marcus", 0.6, 0.2, pain=(4, 7), quiet_days=4),
+    Profile("Ana", 0.85, 0.95, pain=(7, 3), said=(5, 7)),
+    Profile("Marcus", 0.6, 0.2, pain=(4, 7), quiet_days=4, said=(4, 1)),
     Profile("Priya", 0.9, 0.9),
     Profile("Tom", 0.4, 0.35, reply=("other", "Is it ok to swim instead?", True)),
     Profile("Grace", 0.75, 0.8, pain=(6, 5)),
@@ -165,6 +167,8 @@ def _month(
     # One multi-row INSERT per table: a month is a few thousand rows per test.
     reminders: list[dict[str, object]] = []
     pains: list[dict[str, object]] = []
+    checkins = _checkins(patient, profile, first_day=first_day, days=days, now=now)
+    reminders += [_checkin_question(patient, answer["received_at"]) for answer in checkins]
     last_done: dt.datetime | None = None
     for offset in range(days):
         day = first_day + dt.timedelta(days=offset)
@@ -194,6 +198,8 @@ def _month(
         session.connection().execute(insert(Reminder), reminders)
     if pains:
         session.connection().execute(insert(PainScore), pains)
+    if checkins:
+        session.connection().execute(insert(CheckinAnswer), checkins)
     if last_done is not None:  # the DONE reply that answered it (earlier ones left out)
         add_reply(session, patient, at=last_done + dt.timedelta(minutes=20), command="done")
     if profile.reply:
@@ -206,6 +212,40 @@ def _month(
             body=body,
             needs_attention=attention,
         )
+
+
+def _checkins(
+    patient: Patient, profile: Profile, *, first_day: dt.date, days: int, now: dt.datetime
+) -> list[dict[str, object]]:
+    """An answer to each Sunday's weekly check-in (asked 17:30, answered 18:00), moving from
+    the profile's first answer to its last."""
+    if profile.said is None:
+        return []
+    sundays = [
+        first_day + dt.timedelta(days=offset)
+        for offset in range(days)
+        if (first_day + dt.timedelta(days=offset)).weekday() == 6
+        and local(first_day + dt.timedelta(days=offset), 18) <= now
+    ]
+    first, last = profile.said
+    return [
+        {
+            "patient_id": patient.id,
+            "days": round(first + (last - first) * n / max(len(sundays) - 1, 1)),
+            "received_at": local(sunday, 18),
+        }
+        for n, sunday in enumerate(sundays)
+    ]
+
+
+def _checkin_question(patient: Patient, answered_at: object) -> dict[str, object]:
+    """The check-in that answer answered: delivered, not actionable (no DONE asked)."""
+    assert isinstance(answered_at, dt.datetime)
+    due = answered_at - dt.timedelta(minutes=30)
+    row = _reminder_row(
+        patient, kind="weekly_checkin", due=due, status=ReminderStatus.DELIVERED, outcome=None
+    )
+    return row | {"actionable": False}
 
 
 def _reminder_row(

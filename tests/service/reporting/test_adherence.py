@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from service.models import Outcome, PatientStatus, ReminderStatus
+from service.models import CheckinAnswer, Outcome, PatientStatus, ReminderStatus
 from service.reporting.adherence import (
     Counts,
     Flag,
@@ -152,6 +152,58 @@ def test_pain_trend_has_the_latest_score_and_its_weekly_slope(session: Session) 
     assert result.pain.slope_per_week == pytest.approx(-3.5)
     assert result.pain.direction == "improving"
     assert result.to_dict()["pain"]["latest_at"] == "2026-11-23T01:00:00+00:00"
+
+
+def test_pain_trend_says_the_first_score_and_the_mean(session: Session) -> None:
+    ana = make_patient(session, make_clinic(session))
+    for day, score in ((16, 8), (19, 7), (22, 5)):
+        add_pain(session, ana, at=local(D(2026, 11, day), 19), score=score)
+    session.flush()
+
+    [result] = only(session)
+
+    pain = result.to_dict()["pain"]
+    assert (pain["first"], pain["latest"], pain["mean"]) == (8, 5, 6.67)
+
+
+def test_self_reported_days_are_the_weekly_check_in_answers_of_the_period(
+    session: Session,
+) -> None:
+    ana = make_patient(session, make_clinic(session))
+    for day, days in ((15, 1), (22, 4), (25, 6)):  # the 15th is before the period
+        session.add(
+            CheckinAnswer(patient_id=ana.id, days=days, received_at=local(D(2026, 11, day), 18))
+        )
+    session.flush()
+
+    [result] = only(session)
+
+    assert [p.days for p in result.self_reported.points] == [4, 6]
+    assert result.to_dict()["self_reported_days"] == {
+        "latest": 6,
+        "latest_at": "2026-11-26T00:00:00+00:00",
+        "mean": 5.0,
+        "count": 2,
+        "points": [
+            {"at": "2026-11-23T00:00:00+00:00", "days": 4},
+            {"at": "2026-11-26T00:00:00+00:00", "days": 6},
+        ],
+    }
+
+
+def test_questions_never_enter_the_done_based_figures(session: Session) -> None:
+    ana = make_patient(session, make_clinic(session))
+    add_reminder(session, ana, due_at=local(D(2026, 11, 22), 17, 30), kind="weekly_checkin",
+                 actionable=False)  # fmt: skip
+    add_reminder(session, ana, due_at=local(D(2026, 11, 24), 14, 30), kind="pain_question",
+                 actionable=False)  # fmt: skip
+    add_reminder(session, ana, due_at=local(D(2026, 11, 24), 9), outcome=Outcome.DONE)
+    session.flush()
+
+    [result] = only(session)
+
+    assert (result.delivered, result.done, result.adherence) == (1, 1, 1.0)
+    assert [kind.kind for kind in result.per_kind] == ["stretch"]
 
 
 def test_pain_direction_needs_two_moments() -> None:
@@ -341,7 +393,8 @@ def test_query_count_does_not_grow_with_the_number_of_patients(session: Session)
         results = only(session, clinic_id=clinic.id)
 
     assert len(results) == 42
-    assert len(many) == len(few) <= 6
+    # Patients, day counts, pain, check-ins, last replies, warnings, open replies: one each.
+    assert len(many) == len(few) <= 7
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from markupsafe import escape
 from sqlalchemy.orm import Session
 
 from service.replies.inbox import preview
-from service.reporting.adherence import AdherenceReport
+from service.reporting.adherence import AdherenceReport, PatientAdherence
 from service.reporting.reports import (
     CSV_COLUMNS,
     GOOD_COLOUR,
@@ -239,3 +239,63 @@ def _row_of(page: str, patient_id: int) -> str:
     start = page.index(f"#{patient_id}</span>")
     end = page.find('<td class="who">', start)
     return page[start : end if end != -1 else page.index("</tbody>")]
+
+
+# --- what the patients said: the weekly check-in and the pain trend -----------------------
+
+
+def _by_name(report: AdherenceReport, name: str) -> PatientAdherence:
+    return next(p for p in report.patients if p.first_name == name)
+
+
+def test_json_has_the_self_reported_days_beside_the_done_figures(report: AdherenceReport) -> None:
+    by_name = {item["first_name"]: item for item in json.loads(render_json(report))}
+    ana, marcus, priya = by_name["Ana"], by_name["Marcus"], by_name["Priya"]
+
+    # Four Sunday check-ins in the month: Ana's answers go 5 to 7, Marcus's 4 to 1.
+    said = ana["self_reported_days"]
+    assert (said["latest"], said["mean"], said["count"]) == (7, 6.0, 4)
+    assert [point["days"] for point in said["points"]] == [5, 6, 6, 7]
+    marcus_said = marcus["self_reported_days"]
+    assert (marcus_said["latest"], marcus_said["mean"]) == (1, 2.5)
+    assert priya["self_reported_days"] == {
+        "latest": None,
+        "latest_at": None,
+        "mean": None,
+        "count": 0,
+        "points": [],
+    }
+    assert (ana["pain"]["first"], ana["pain"]["latest"]) == (7, 3)
+    # The check-ins that were asked are no reminders: no kind of their own, no delivered count.
+    assert "weekly_checkin" not in ana["per_kind"]
+    assert "weekly_checkin" not in {kind.kind for kind in report.kinds}
+
+
+def test_csv_has_the_self_reported_days_and_the_pain_trend(report: AdherenceReport) -> None:
+    rows = {row["first_name"]: row for row in csv.DictReader(io.StringIO(render_csv(report)))}
+
+    ana = rows["Ana"]
+    assert (ana["self_reported_days_latest"], ana["self_reported_days_mean"]) == ("7", "6.00")
+    assert ana["self_reported_count"] == "4"
+    assert (ana["pain_first"], ana["pain_latest"]) == ("7", "3")
+    assert float(ana["pain_mean"]) == pytest.approx(_by_name(report, "Ana").pain.mean, abs=0.01)
+    assert rows["Priya"]["self_reported_days_latest"] == ""
+
+
+def test_the_table_and_the_page_show_the_days_said_next_to_adherence(
+    report: AdherenceReport,
+) -> None:
+    table = report_table(report)
+    columns = [name for name, _ in table.columns]
+    said = columns.index("Days/wk said")
+    assert said == columns.index("Adherence") + 1
+    cells = {row[0].split(" #")[0]: row for row in table.rows}
+    assert cells["Ana"][said] == "7/7 (mean 6.0)"
+    assert cells["Marcus"][said] == "1/7 (mean 2.5)"
+    assert cells["Priya"][said] == "\N{EN DASH}"
+    assert cells["Ana"][columns.index("Pain")].startswith("7 → 3/10 improving (mean ")
+
+    page = render_html(report)
+    assert "Days/week, said" in page
+    assert '<td class="num said">7/7 (mean 6.0)</td>' in page
+    assert "7 → 3/10 improving" in page
