@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # runs) can share one Redis without seeing each other's queues.
     broker_key_prefix: str = Field("", max_length=64, validation_alias="PTNUDGE_BROKER_KEY_PREFIX")
     tick_seconds: float = Field(15.0, gt=0, le=3600, validation_alias="PTNUDGE_TICK_SECONDS")
+    # The sweeper's period; beat never runs it more often than the dispatcher.
+    sweep_seconds: float = Field(30.0, gt=0, le=3600, validation_alias="PTNUDGE_SWEEP_SECONDS")
     programs_dir: Path | None = Field(None, validation_alias="PTNUDGE_PROGRAMS_DIR")
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", validation_alias="PTNUDGE_LOG_FORMAT"

@@ -67,7 +67,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
         },
         "sweep-unfinished-reminders": {
             "task": "ptnudge.sweep",
-            "schedule": max(settings.tick_seconds, 30.0),
+            "schedule": max(settings.tick_seconds, settings.sweep_seconds),
         },
         "weekly-clinic-digest": {
             "task": "ptnudge.weekly_digest",

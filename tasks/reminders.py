@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import logging
 from typing import Any
 
 from celery import Celery, Task
@@ -14,12 +15,14 @@ from sqlalchemy.exc import OperationalError
 from config.settings import Settings
 from service.delivery.sending import RetryPolicy, SendOutcome, Transports, send_reminders
 from service.delivery.status import broker_queue_depth
+from service.delivery.sweeping import SweepResult
 from service.delivery.ticking import run_sweep, run_tick
 from service.replies.alerts import send_unsent
 from tasks.app import app
 from tasks.locks import single_flight
 from tasks.runtime import get_runtime
 
+log = logging.getLogger(__name__)
 # Reminders per send task: enough to share the database work of a batch, few enough that
 # one slow provider call delays little else and a crash leaves little to reconcile.
 SEND_BATCH = 20
@@ -115,4 +118,21 @@ def sweep() -> int:
         # Clinic alerts the web app could not hand over (broker down) or a worker dropped.
         send_unsent(sessions=runtime.sessions, transport=runtime.email)
     enqueue_sends(app, result.requeued)
+    _log_sweep(result, depth)
     return len(result.requeued)
+
+
+def _log_sweep(result: SweepResult, depth: int | None) -> None:
+    """One line per sweep that found anything: what operators (and the fault tests) read to
+    see a recovery happen."""
+    lost = len(result.requeued) - result.reconciled_unsent
+    if lost or result.reconciled_sent or result.reconciled_unsent or result.unknown:
+        log.info(
+            "sweep: queue_depth=%s requeued_lost=%d reconciled_sent=%d reconciled_unsent=%d "
+            "unknown=%d",
+            "unknown" if depth is None else depth,
+            lost,
+            result.reconciled_sent,
+            result.reconciled_unsent,
+            result.unknown,
+        )

@@ -144,6 +144,15 @@ def committed_db(database: Database) -> Iterator[Database]:
 
 
 @pytest.fixture
+def postgres_db(tmp_path: Path) -> Iterator[Database]:
+    """A fresh PostgreSQL database of the test's own, dropped afterwards: for tests of
+    PostgreSQL's row locks (several sessions at once) and for processes started by a test."""
+    db = new_database("postgresql", tmp_path)
+    yield db
+    dispose_database(db)
+
+
+@pytest.fixture
 def settings(database: Database, tmp_path: Path) -> Settings:
     return make_settings(database_url=database.url, tmp_path=tmp_path)
 

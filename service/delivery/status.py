@@ -64,7 +64,10 @@ def broker_queue_depth(settings: Settings) -> int | None:
     """Messages waiting in the send queue, or None when the broker cannot be asked."""
     try:
         with broker.connect(settings, timeout=3) as connection:
-            declared = connection.default_channel.queue_declare(queue=SEND_QUEUE, passive=True)
+            # Not a passive declare: kombu checks a queue's existence with Redis EXISTS, which
+            # its key prefix does not cover, so a prefixed queue would look absent. Declaring
+            # the send queue (as every worker does) is harmless and counts the prefixed keys.
+            declared = connection.default_channel.queue_declare(queue=SEND_QUEUE)
             return int(declared.message_count)
     except Exception:  # noqa: BLE001 - status reports "unknown" rather than failing
         return None

@@ -2,7 +2,8 @@
 
 Everything ptnudge knows about Twilio's errors lives here: which codes are the recipient's
 (permanent) and which are the moment's (transient), and when a failure may hide a message
-Twilio already took (a timeout after the request was written).
+Twilio already took (a timeout after the request was written, a 5xx: a proxy's 502 or 504
+can come after Twilio created the message).
 """
 
 from __future__ import annotations
@@ -178,6 +179,9 @@ def _classified(status: int, twilio_code: Any, detail: str) -> TransportError:
         f"Twilio HTTP {status} error {code}: {_scrub(detail)}",
         permanent=not transient,
         code=code,
+        # A 5xx (or no status) tells nothing of the message: Twilio, or a proxy in front of
+        # it, may answer so after the message was created. Settle it before any resend.
+        accepted_possible=not 400 <= status < 500,
     )
 
 

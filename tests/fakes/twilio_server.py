@@ -4,8 +4,8 @@ The real ``twilio`` client talks to it over HTTP exactly as it talks to Twilio: 
 auth with the account SID and auth token, form-encoded ``POST .../Messages.json`` answered
 201 with a Message resource, ``GET .../Messages.json`` with Twilio's filters and paging
 envelope, and Twilio's error JSON. Failures are programmable (``fail_next``, ``fail_for``,
-``fail_rate``, ``slow``, ``drop_next``) and every accepted message is recorded, so a test can
-assert that each recipient got exactly one.
+``fail_rate``, ``fail_after_accept``, ``slow``, ``drop_next``) and every accepted message is
+recorded, so a test can assert that each recipient got exactly one.
 
 In a test::
 
@@ -121,6 +121,7 @@ class _Rules:
     rng: random.Random = field(default_factory=random.Random)
     slow: float = 0.0
     drop_next: int = 0
+    fail_after_accept: collections.deque[Failure] = field(default_factory=collections.deque)
     undeliverable: dict[str, int] = field(default_factory=dict)
     send_callbacks: bool = False
     hold_in_queue: bool = False
@@ -155,6 +156,11 @@ class _Controls:
     ) -> None:
         """Fail each message creation with probability ``p`` (0 turns it off)."""
         self.configure({"fail_rate": {"p": p, "status": status, "code": code, "seed": seed}})
+
+    def fail_after_accept(self, n: int = 1, *, status: int = 502, message: str = "") -> None:
+        """Record the next ``n`` messages (Twilio has them, callbacks and all), then answer
+        this error instead of 201: a proxy's 502 or 504 after the provider took the message."""
+        self.configure({"fail_after_accept": {"n": n, "status": status, "message": message}})
 
     def slow(self, seconds: float) -> None:
         """Record each message, then wait this long before answering: past the client's
@@ -284,7 +290,7 @@ class FakeTwilioServer(_Controls):
 
     def configure(self, config: Mapping[str, Any]) -> None:
         """Apply failure rules; keys: reset, fail_next, fail_for (one or a list), fail_rate,
-        slow, drop_next, undeliverable, send_callbacks, hold_in_queue."""
+        fail_after_accept, slow, drop_next, undeliverable, send_callbacks, hold_in_queue."""
         unknown = set(config) - _CONFIG_KEYS
         if unknown:
             raise ValueError(f"unknown fake Twilio settings: {sorted(unknown)}")
@@ -308,7 +314,9 @@ class FakeTwilioServer(_Controls):
         failure = _invalid(params) or self._injected_failure(params.get("To", ""))
         if failure:
             return _error(failure)
-        resource, drop, delay = self._accept(params)
+        resource, drop, delay, late_failure = self._accept(params)
+        if late_failure is not None:
+            return _proxy_error(late_failure)
         if drop:
             if request.transport is not None:
                 request.transport.close()
@@ -383,9 +391,10 @@ class FakeTwilioServer(_Controls):
                 return rules.rate_failure
         return None
 
-    def _accept(self, params: Mapping[str, str]) -> tuple[JSON, bool, float]:
+    def _accept(self, params: Mapping[str, str]) -> tuple[JSON, bool, float, Failure | None]:
         """Record the message; return what the client is told, whether to drop the
-        connection instead, and how long to wait before answering."""
+        connection instead, how long to wait before answering, and the error to answer
+        instead of the message (``fail_after_accept``)."""
         resource = _resource(self.account_sid, params)
         with self._lock:
             rules = self._rules
@@ -400,12 +409,13 @@ class FakeTwilioServer(_Controls):
             drop = rules.drop_next > 0
             rules.drop_next -= int(drop)
             delay = rules.slow
+            late_failure = rules.fail_after_accept.popleft() if rules.fail_after_accept else None
             failure_code = rules.undeliverable.get(resource["to"])
         if callbacks:
             task = self._loop.create_task(self._post_callbacks(stored, failure_code))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return resource, drop, delay
+        return resource, drop, delay, late_failure
 
     async def _post_callbacks(self, message: JSON, failure_code: int | None) -> None:
         """queued -> sent -> delivered (or undelivered with ErrorCode), in order, signed as
@@ -445,6 +455,7 @@ _CONFIG_KEYS = frozenset(
         "fail_next",
         "fail_for",
         "fail_rate",
+        "fail_after_accept",
         "slow",
         "drop_next",
         "undeliverable",
@@ -468,6 +479,10 @@ def _apply_rules(rules: _Rules, config: Mapping[str, Any]) -> None:
         rules.fail_rate = float(spec["p"])
         rules.rate_failure = Failure.from_json(spec, status=500, code=20500)
         rules.rng = random.Random(spec.get("seed"))
+    if "fail_after_accept" in config:
+        spec = config["fail_after_accept"]
+        late = Failure.from_json(spec, status=502, code=None)
+        rules.fail_after_accept.extend([late] * int(spec.get("n", 1)))
     if "slow" in config:
         rules.slow = float(config["slow"])
     if "drop_next" in config:
@@ -608,6 +623,14 @@ def _callback_params(message: JSON, status: str, error_code: int | None) -> dict
 
 def _error(failure: Failure) -> web.Response:
     return web.json_response(failure.body(), status=failure.status)
+
+
+def _proxy_error(failure: Failure) -> web.Response:
+    """What a proxy in front of the API answers: its own HTML page, not Twilio's JSON."""
+    reason = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Time-out"}
+    title = f"{failure.status} {reason.get(failure.status, 'Error')}"
+    page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+    return web.Response(text=page, status=failure.status, content_type="text/html")
 
 
 def _now() -> dt.datetime:

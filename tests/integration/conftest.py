@@ -8,9 +8,11 @@ in production.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -18,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,14 +29,8 @@ import redis
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from service.models import OPEN_STATUSES, Reminder
-from tests.conftest import (
-    REDIS_URL,
-    Database,
-    dispose_database,
-    make_settings,
-    new_database,
-)
+from service.models import OPEN_STATUSES, Reminder, ReminderStatus
+from tests.conftest import REDIS_URL, Database, make_settings
 from tests.fakes.twilio_server import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
@@ -45,6 +41,12 @@ from tests.log_audit import LOG_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FROM_NUMBER = "+13125550000"
+SENT = {ReminderStatus.SENT, ReminderStatus.DELIVERED}
+# The line the ``ptnudge.sweep`` task logs when it found anything (tasks/reminders.py).
+SWEEP_LINE = re.compile(
+    r"sweep: queue_depth=(?P<depth>\w+) requeued_lost=(?P<lost>\d+) "
+    r"reconciled_sent=(?P<sent>\d+) reconciled_unsent=(?P<unsent>\d+) unknown=(?P<unknown>\d+)"
+)
 
 
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
@@ -73,6 +75,7 @@ class Pipeline:
     overrides: dict[str, str] = field(default_factory=dict)
     key_prefix: str = field(default_factory=lambda: f"t{secrets.token_hex(4)}:")
     workers: list[Worker] = field(default_factory=list)
+    beats: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
@@ -121,10 +124,67 @@ class Pipeline:
         self.workers.append(worker)
         return worker
 
+    def start_beat(self, name: str) -> subprocess.Popen[bytes]:
+        """``celery -A tasks.app beat`` with this pipeline's environment, logging to
+        ``LOG_DIR/<name>.log``; stopped at the end of the test."""
+        command = [
+            sys.executable, "-m", "celery", "-A", "tasks.app", "beat", "--loglevel", "INFO",
+            "--schedule", str(self.tmp_path / f"{name}-schedule"),
+        ]  # fmt: skip
+        LOG_DIR.mkdir(exist_ok=True)
+        with (LOG_DIR / f"{name}.log").open("ab") as log:
+            beat = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log)
+        self.beats.append(beat)
+        return beat
+
+    def stop_beats(self) -> None:
+        for beat in self.beats:
+            if beat.poll() is None:
+                beat.terminate()
+                beat.wait(timeout=30)
+
     def open_reminders(self) -> int:
         with self.db.sessions() as session:
             query = select(func.count()).where(Reminder.status.in_(OPEN_STATUSES))
             return int(session.scalar(query) or 0)
+
+    def reminders(self) -> list[Reminder]:
+        with self.db.sessions() as session:
+            return list(session.scalars(select(Reminder)))
+
+    def sweeps(self) -> SweepTotals:
+        """What the ``ptnudge.sweep`` tasks run by this test's workers did, from their logs."""
+        totals = SweepTotals()
+        for worker in self.workers:
+            for found in SWEEP_LINE.finditer(worker.log()):
+                totals.depths.append(found["depth"])
+                totals.requeued_lost += int(found["lost"])
+                totals.reconciled_sent += int(found["sent"])
+                totals.reconciled_unsent += int(found["unsent"])
+                totals.unknown += int(found["unknown"])
+        return totals
+
+    def assert_exactly_once(self, expected: Collection[str]) -> None:
+        """Each expected phone got exactly one message and no other phone got any; in the
+        database each has exactly one sent reminder, and the sent reminders are the
+        provider's messages, one for one."""
+        messages = self.twilio.messages
+        sent_to = collections.Counter(message["to"] for message in messages)
+        duplicates = {to: n for to, n in sent_to.items() if n > 1}
+        assert not duplicates, f"phones that got a message more than once: {len(duplicates)}"
+        assert set(sent_to) == set(expected)
+        rows = [row for row in self.reminders() if row.status in SENT]
+        assert collections.Counter(row.to_address for row in rows) == sent_to
+        assert {row.provider_id for row in rows} == {message["sid"] for message in messages}
+
+
+@dataclass
+class SweepTotals:
+    depths: list[str] = field(default_factory=list)  # the send queue's depth at each sweep
+    requeued_lost: int = 0  # queued reminders whose task the broker lost, queued again
+    reconciled_sent: int = 0  # left mid-send, found at the provider: marked sent
+    reconciled_unsent: int = 0  # left mid-send, not at the provider: queued again
+    unknown: int = 0
 
 
 class Worker:
@@ -230,13 +290,6 @@ def _pings(client: redis.Redis) -> bool:
 
 
 @pytest.fixture
-def pipeline_db(tmp_path: Path) -> Iterator[Database]:
-    db = new_database("postgresql", tmp_path)
-    yield db
-    dispose_database(db)
-
-
-@pytest.fixture
 def fake_twilio() -> Iterator[RemoteTwilioServer]:
     with twilio_server_process() as server:
         yield server
@@ -244,10 +297,11 @@ def fake_twilio() -> Iterator[RemoteTwilioServer]:
 
 @pytest.fixture
 def pipeline(
-    pipeline_db: Database, redis_broker_url: str, fake_twilio: RemoteTwilioServer, tmp_path: Path
+    postgres_db: Database, redis_broker_url: str, fake_twilio: RemoteTwilioServer, tmp_path: Path
 ) -> Iterator[Pipeline]:
-    pipe = Pipeline(db=pipeline_db, broker_url=redis_broker_url, twilio=fake_twilio,
+    pipe = Pipeline(db=postgres_db, broker_url=redis_broker_url, twilio=fake_twilio,
                     tmp_path=tmp_path)  # fmt: skip
     yield pipe
+    pipe.stop_beats()
     for worker in pipe.workers:
         worker.stop()

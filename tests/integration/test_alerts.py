@@ -18,7 +18,7 @@ from service.web.factory import create_app as create_web_app
 from tasks.app import create_app
 from tasks.reminders import sweep
 from tests.factories import make_clinic, make_patient
-from tests.fakes.smtp import smtp_server
+from tests.fakes.smtp import FakeSmtpServer, smtp_server
 from tests.integration.conftest import Pipeline, RedisServer, wait_until
 from tests.web.conftest import serve
 
@@ -87,3 +87,54 @@ def test_a_warning_sign_while_the_broker_is_down_reaches_the_clinic_once_it_is_b
         assert [mail.rcpt_tos for mail in smtp.mails] == [(CLINIC_EMAIL,)]
     [row] = alert_rows(pipeline)
     assert (row.status, row.attempts) == (AlertStatus.SENT, 1)
+
+
+def warning_with_mail_server_failing(
+    pipeline: Pipeline, smtp: FakeSmtpServer, failures: int
+) -> None:
+    """A worker on the test's Redis, the mail server answering 451 to the next ``failures``
+    messages, and a warning-sign reply through the web app (which publishes the alert task)."""
+    pipeline.overrides.update(
+        {"PTNUDGE_SMTP_URL": smtp.url, "PTNUDGE_EMAIL_FROM": "ptnudge@lakeside.example"}
+    )
+    with transaction(pipeline.db.sessions) as session:
+        make_patient(session, make_clinic(session, email=CLINIC_EMAIL), phone=PHONE)
+    smtp.fail_next_data("451 4.3.0 Try again later", n=failures)
+    pipeline.start_worker(concurrency=1)
+    with serve(create_web_app(pipeline.settings)) as url:
+        assert post_warning(pipeline, url).status_code == 200
+
+
+def test_a_clinic_alert_refused_for_now_is_retried_by_its_task_until_it_is_sent(
+    pipeline: Pipeline,
+) -> None:
+    with smtp_server() as smtp:
+        warning_with_mail_server_failing(pipeline, smtp, failures=2)
+        wait_until(
+            lambda: [row.status for row in alert_rows(pipeline)] == [AlertStatus.SENT],
+            timeout=60,
+            what="the clinic alert",
+        )
+    assert [mail.rcpt_tos for mail in smtp.mails] == [(CLINIC_EMAIL,)]
+    [row] = alert_rows(pipeline)
+    assert (row.status, row.attempts) == (AlertStatus.SENT, 3)  # two refusals, then sent
+    [worker] = pipeline.workers
+    assert worker.log().count(" retry: ") == 2
+
+
+def test_the_alert_task_gives_up_after_five_retries_and_leaves_the_alert_to_the_sweeper(
+    pipeline: Pipeline,
+) -> None:
+    with smtp_server() as smtp:
+        warning_with_mail_server_failing(pipeline, smtp, failures=100)
+        [worker] = pipeline.workers
+        wait_until(
+            lambda: "raised unexpected: TransientError" in worker.log(),
+            timeout=120,
+            what="the alert task to give up",
+        )
+        assert smtp.mails == []
+    assert worker.log().count(" retry: ") == 5
+    [row] = alert_rows(pipeline)
+    # One try and five retries; pending again, for the sweeper's next pass.
+    assert (row.status, row.attempts) == (AlertStatus.PENDING, 6)

@@ -37,3 +37,17 @@ def test_the_runtime_of_an_app_is_built_from_that_apps_settings(tmp_path: Path) 
 def test_an_app_not_built_by_the_factory_is_refused() -> None:
     with pytest.raises(LookupError, match=r"not built by tasks\.app\.create_app"):
         settings_of(Celery("elsewhere"))
+
+
+def test_beat_sweeps_every_sweep_seconds_but_never_more_often_than_it_ticks(
+    tmp_path: Path,
+) -> None:
+    def sweep_period(**overrides: object) -> object:
+        settings = make_settings(
+            database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path=tmp_path, **overrides
+        )
+        return create_app(settings).conf.beat_schedule["sweep-unfinished-reminders"]["schedule"]
+
+    assert sweep_period() == 30.0
+    assert sweep_period(tick_seconds=1, sweep_seconds=2) == 2.0
+    assert sweep_period(tick_seconds=60, sweep_seconds=2) == 60.0

@@ -4,6 +4,7 @@ once, and only while the reminder is still wanted."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import io
 import threading
@@ -42,6 +43,7 @@ from tests.conftest import Database, make_settings
 from tests.factories import make_clinic, make_patient
 from tests.fakes.smtp import smtp_server
 from tests.fakes.twilio_server import FakeTwilioServer, twilio_server
+from tests.service.delivery.test_ticking import side_by_side
 
 FROM_NUMBER = "+13125550000"
 ALL_DAY = (dt.time(0, 0), dt.time(23, 59))
@@ -682,3 +684,37 @@ def test_a_patient_removed_while_their_batch_is_in_flight_gets_nothing(
     canceled = load_reminder(committed_db, ids[-1])
     assert canceled.status is ReminderStatus.CANCELED
     assert canceled.error_detail == "patient removed while the batch was being sent"
+
+
+def test_two_sends_of_the_same_batch_side_by_side_on_postgresql_send_each_reminder_once(
+    postgres_db: Database, tmp_path: Path, twilio: FakeTwilioServer, now: dt.datetime
+) -> None:
+    """A task delivered twice at once (broker redelivery, the sweeper's requeue): no Redis
+    lock, only the claim's ``FOR UPDATE SKIP LOCKED`` and conditional update."""
+    settings = twilio_settings(postgres_db, tmp_path, twilio)
+    for _ in range(40):
+        enroll_due(postgres_db, now=now)
+    batch = dispatch(postgres_db, settings, now=now)
+    assert len(batch) == 40
+
+    def send_the_batch() -> dict[int, SendOutcome]:
+        results = send_reminders(
+            sessions=postgres_db.sessions,
+            settings=settings,
+            transports=transports_for(settings),
+            urls=PublicUrls(settings.public_url),
+            reminder_ids=batch,
+            retry_policy=lambda _attempts: RETRY_IN,
+        )
+        return {rid: result.outcome for rid, result in results.items()}
+
+    first, second = side_by_side(2, send_the_batch)
+
+    for rid in batch:
+        assert {first[rid], second[rid]} == {SendOutcome.SENT, SendOutcome.NOT_CLAIMED}
+    sent_to = collections.Counter(message["to"] for message in twilio.messages)
+    assert len(sent_to) == 40
+    assert set(sent_to.values()) == {1}
+    with postgres_db.sessions() as session:
+        statuses = session.scalars(select(Reminder.status).where(Reminder.id.in_(batch)))
+        assert set(statuses) == {ReminderStatus.SENT}

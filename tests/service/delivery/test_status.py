@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import random
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from service.delivery.status import collect_status
+from service.delivery.status import SEND_QUEUE, broker_queue_depth, collect_status
 from service.models import AlertStatus, ClinicAlert
+from tasks.app import create_app
+from tasks.reminders import enqueue_sends
+from tests.conftest import REDIS_URL, make_settings
 from tests.factories import make_clinic, make_patient
 from tests.service.replies.test_inbound import NOW, sms
 
@@ -26,3 +36,44 @@ def test_status_counts_the_clinic_alerts_not_yet_sent(session: Session, settings
     found = collect_status(session=session, settings=settings, now=NOW)
 
     assert found["clinic_alerts_unsent"] == 1
+
+
+@pytest.fixture
+def prefixed_broker(tmp_path: Path) -> Iterator[Settings]:
+    """Settings for a Redis broker whose keys carry a prefix, on a Redis database emptied
+    before and after."""
+    url = f"{REDIS_URL}/{random.randrange(2, 16)}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield make_settings(
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        tmp_path=tmp_path,
+        broker_url=url,
+        broker_key_prefix=f"t{secrets.token_hex(3)}:",
+    )
+    client.flushdb()
+    client.close()
+
+
+def test_the_queue_depth_counts_the_tasks_in_the_prefixed_send_queue(
+    prefixed_broker: Settings,
+) -> None:
+    celery = create_app(prefixed_broker)
+    enqueue_sends(celery, list(range(1, 20 * 7 + 1)))  # seven send tasks of 20
+
+    assert broker_queue_depth(prefixed_broker) == 7
+    client = redis.Redis.from_url(prefixed_broker.broker_url)
+    assert client.llen(f"{prefixed_broker.broker_key_prefix}{SEND_QUEUE}") == 7
+    client.close()
+
+
+def test_an_empty_prefixed_queue_is_zero_deep_and_another_deployments_queue_does_not_count(
+    prefixed_broker: Settings,
+) -> None:
+    assert broker_queue_depth(prefixed_broker) == 0  # empty is 0 deep, not "unknown"
+    # Another deployment on the same Redis, without a prefix, has a backlog of its own.
+    neighbour = prefixed_broker.model_copy(update={"broker_key_prefix": ""})
+    enqueue_sends(create_app(neighbour), list(range(1, 61)))
+    assert broker_queue_depth(neighbour) == 3
+
+    assert broker_queue_depth(prefixed_broker) == 0

@@ -220,6 +220,51 @@ def test_a_stuck_sms_that_twilio_never_got_is_queued_again_and_then_sent_once(
     assert load_reminder(committed_db, reminder.id).status is ReminderStatus.SENT
 
 
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_proxy_error_after_twilio_took_the_sms_is_settled_as_sent_not_resent(
+    committed_db: Database,
+    settings: Settings,
+    twilio: FakeTwilioServer,
+    now: dt.datetime,
+    status: int,
+) -> None:
+    reminder = due_reminder(committed_db, settings, now=now)
+    twilio.fail_after_accept(status=status)  # recorded at Twilio, then a proxy's 5xx
+    outcome = send(committed_db, settings, transports_for(settings), reminder.id, now=now)
+    assert outcome is SendOutcome.UNCERTAIN
+    assert load_reminder(committed_db, reminder.id).status is ReminderStatus.SENDING
+    [message] = twilio.messages
+    later = now + RECONCILE_AFTER + dt.timedelta(seconds=1)
+
+    result = sweep(committed_db, settings, now=later)
+
+    assert (result.reconciled_sent, result.requeued) == (1, [])
+    settled = load_reminder(committed_db, reminder.id)
+    assert settled.status is ReminderStatus.SENT
+    assert settled.provider_id == message["sid"]
+    assert len(twilio.messages) == 1
+
+
+def test_a_server_error_before_twilio_took_the_sms_is_settled_as_unsent_then_sent_once(
+    committed_db: Database,
+    settings: Settings,
+    transports: Transports,
+    twilio: FakeTwilioServer,
+    now: dt.datetime,
+) -> None:
+    reminder = due_reminder(committed_db, settings, now=now)
+    twilio.fail_next(status=500, code=20500)  # nothing recorded
+    assert send(committed_db, settings, transports, reminder.id, now=now) is SendOutcome.UNCERTAIN
+    later = now + RECONCILE_AFTER + dt.timedelta(seconds=1)
+
+    result = sweep(committed_db, settings, now=later)
+
+    assert (result.reconciled_unsent, result.requeued) == (1, [reminder.id])
+    assert twilio.messages == []
+    assert send(committed_db, settings, transports, reminder.id, now=later) is SendOutcome.SENT
+    assert len(twilio.messages) == 1
+
+
 def test_a_stuck_email_becomes_unknown(
     committed_db: Database, settings: Settings, now: dt.datetime
 ) -> None:

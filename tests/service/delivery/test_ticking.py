@@ -3,8 +3,14 @@ midnight, a completed program's closing message, and then nothing more."""
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import datetime as dt
 import io
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import select
 
@@ -14,11 +20,13 @@ from service.delivery.sending import SendOutcome, Transports, send_reminder
 from service.delivery.ticking import run_tick
 from service.enrollment.clinics import add_clinic
 from service.enrollment.patients import EnrollmentRequest, enroll
-from service.models import Patient, PatientStatus, Reminder, ReminderStatus
+from service.models import Patient, PatientStatus, Reminder, ReminderStatus, utcnow
 from service.transports.console import ConsoleEmailTransport, ConsoleSmsTransport
 from service.web.urls import PublicUrls
-from tests.conftest import Database
+from tests.conftest import Database, make_settings
+from tests.factories import make_clinic, make_patient
 
+T = TypeVar("T")
 ENROLLED = dt.datetime(2026, 11, 30, 20, 0, tzinfo=dt.UTC)  # 14:00 in Chicago
 PHASE_TWO = dt.datetime(2026, 12, 15, 6, 0, 5, tzinfo=dt.UTC)  # just after local midnight
 AFTER_END = dt.datetime(2027, 1, 12, 6, 0, 5, tzinfo=dt.UTC)
@@ -93,3 +101,51 @@ def test_past_the_end_the_closing_message_goes_out_and_then_nothing(
     with committed_db.sessions() as session:
         assert session.get_one(Patient, patient_id).status is PatientStatus.COMPLETED
     assert tick(committed_db, settings, MORNING + dt.timedelta(hours=3)) == []
+
+
+# --- two passes side by side, with no lock but PostgreSQL's rows ------------------------
+
+
+def side_by_side(passes: int, run: Callable[[], T]) -> list[T]:
+    """Run ``run`` in ``passes`` threads released together by a barrier, each with its own
+    database sessions; every thread's result, or the first error any of them raised."""
+    barrier = threading.Barrier(passes)
+
+    def released() -> T:
+        barrier.wait(timeout=30)
+        return run()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=passes) as pool:
+        futures = [pool.submit(released) for _ in range(passes)]
+        return [future.result(timeout=120) for future in futures]
+
+
+def test_two_ticks_side_by_side_on_postgresql_dispatch_each_due_item_once(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    """No Redis lock here: only the dispatcher's ``FOR UPDATE SKIP LOCKED`` keeps two passes
+    apart, in batches of 10 so that they interleave."""
+    settings = make_settings(
+        database_url=postgres_db.url, tmp_path=tmp_path, min_gap_minutes=0, dispatch_batch_size=10
+    )
+    now = utcnow()
+    with transaction(postgres_db.sessions) as session:
+        clinic = make_clinic(session)
+        patients = [
+            make_patient(
+                session, clinic, timezone="UTC", wake=(dt.time(0, 0), dt.time(23, 59)),
+                items=[{"kind": "stretch", "every_minutes": 15}], max_per_day=100,
+                schedule_after=now - dt.timedelta(minutes=15),
+            ).id
+            for _ in range(80)
+        ]  # fmt: skip
+
+    results = side_by_side(
+        2, lambda: run_tick(settings=settings, sessions=postgres_db.sessions, now=now)
+    )
+
+    queued = [reminder_id for result in results for reminder_id in result.to_send]
+    assert len(queued) == len(set(queued)) == 80
+    with postgres_db.sessions() as session:
+        per_patient = collections.Counter(session.scalars(select(Reminder.patient_id)))
+    assert per_patient == collections.Counter(patients)  # one reminder each, none doubled

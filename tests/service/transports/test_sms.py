@@ -106,7 +106,7 @@ def test_send_succeeds_once_the_rate_limit_passes(
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_server_errors_are_transient(
+def test_server_errors_are_transient_and_maybe_accepted(
     sms: TwilioSmsTransport, twilio: FakeTwilioServer, status: int
 ) -> None:
     twilio.fail_next(status=status, code=None)
@@ -115,6 +115,23 @@ def test_server_errors_are_transient(
 
     assert not error.permanent
     assert error.code == str(status)
+    # A 5xx says nothing about whether the message was taken: it is settled against the
+    # provider's message list, never resent blindly.
+    assert error.accepted_possible
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_proxy_error_after_twilio_took_the_message_is_maybe_accepted(
+    sms: TwilioSmsTransport, twilio: FakeTwilioServer, status: int
+) -> None:
+    twilio.fail_after_accept(status=status)
+
+    error = send_error(sms)
+
+    assert not error.permanent
+    assert error.code == str(status)
+    assert error.accepted_possible
+    assert len(twilio.messages_to(PATIENT)) == 1  # Twilio had it all along
 
 
 def test_opted_out_recipient_is_permanent_with_code_21610(
