@@ -14,6 +14,18 @@ from service.models import ChannelChoice, Clinic, Patient, PlanItem
 
 _numbers = itertools.count(1)
 
+# The items of config/programs/stenosis-core.yaml, in the file's order: its reminders, then
+# its two questions.
+CORE_KINDS = (
+    "position_change",
+    "stretch",
+    "pelvic_tilt",
+    "leg_strength",
+    "walk_or_cycle",
+    "pain_question",
+    "weekly_checkin",
+)
+
 
 def make_clinic(session: Session, *, slug: str | None = None, email: str | None = None) -> Clinic:
     number = next(_numbers)

@@ -17,6 +17,7 @@ from service.enrollment import optouts
 from service.enrollment.clinics import add_clinic
 from service.models import AuditEvent, Channel, Patient, Reminder, ReminderStatus
 from tests.conftest import Database
+from tests.factories import CORE_KINDS
 
 PATIENT_FIELDS = {
     "id",
@@ -341,7 +342,7 @@ def test_show_json_has_the_plan_in_local_time_and_the_latest_reminders(clinics: 
     shown = json.loads(result.stdout)
     assert set(shown) == PATIENT_FIELDS | {"plan", "recent_reminders"}
     kinds = [item["kind"] for item in shown["plan"]]
-    assert kinds == ["position_change", "stretch", "pelvic_tilt", "leg_strength", "walk_or_cycle"]
+    assert kinds == [*CORE_KINDS]
     stretch = shown["plan"][1]
     assert stretch["schedule"] == "at 09:00, 13:00, 18:30 daily"
     assert stretch["next_due_at"].endswith("+00:00")

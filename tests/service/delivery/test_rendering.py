@@ -324,6 +324,7 @@ def test_clinic_alert_carries_the_reply_and_who_sent_it() -> None:
         "clinic_name": "Lakeshore PT",
         "first_name": "Ana",
         "patient_id": 42,
+        "patients": [{"first_name": "Ana", "patient_id": 42}],
         "reply_text": "my leg went numb",
         "reply_id": 9001,
         "received_at": received,

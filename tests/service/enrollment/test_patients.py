@@ -44,6 +44,7 @@ from service.models import (
     Reminder,
     ReminderStatus,
 )
+from tests.factories import CORE_KINDS
 
 # A Tuesday afternoon in Chicago (21:00 UTC = 15:00 CST).
 NOW = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
@@ -90,7 +91,7 @@ def test_enrolling_with_defaults_stores_the_patient_their_plan_and_a_welcome(
     assert patient.consent_method == "recorded by clinic at enrollment"
     assert patient.consent_recorded_by == ACTOR
     kinds = [item.kind for item in patient.plan_items]
-    assert kinds == ["position_change", "stretch", "pelvic_tilt", "leg_strength", "walk_or_cycle"]
+    assert kinds == [*CORE_KINDS]
     welcome = session.scalars(select(Reminder).where(Reminder.patient_id == patient.id)).one()
     assert (welcome.kind, welcome.channel, welcome.status) == (
         "welcome",
@@ -523,13 +524,7 @@ def test_at_the_phase_boundary_the_plan_switches_and_one_line_tells_the_patient(
     assert moved == 1
     assert patient.phase == 1
     plan = {item.kind: item for item in patient.plan_items}
-    assert list(plan) == [
-        "position_change",
-        "stretch",
-        "pelvic_tilt",
-        "leg_strength",
-        "walk_or_cycle",
-    ]
+    assert list(plan) == [*CORE_KINDS]
     assert plan["stretch"].id == stretch_id  # the same row: its reminders stay linked
     assert plan["stretch"].at_times == ["10:00", "16:00"]  # the tuning still applies
     assert patient.max_per_day == 10
