@@ -41,7 +41,7 @@ def tick(
             result = run_tick(
                 settings=ctx.settings,
                 sessions=ctx.sessions,
-                after_commit=lambda ids: enqueue_sends(celery, ids),
+                after_commit=lambda batch: enqueue_sends(celery, batch.to_send),
             )
         except BrokerError as exc:
             # The batch is committed as queued: the sweeper queues it again once the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from sqlalchemy import select
@@ -475,3 +476,32 @@ def test_in_back_off_the_one_daily_reminder_rotates_through_the_kinds_exercises_
         (5, ["position_change", "stretch"]),
     ]
     assert [r.due_at.hour for r in sent] == [15, 17, 14, 15]  # 09:00, 11:00, 08:00, 09:00
+
+
+def test_a_pass_looking_ahead_claims_what_falls_due_before_the_next_tick_with_its_instant(
+    session: Session,
+) -> None:
+    patient = patient_due(session)
+    due = dt.datetime(2026, 12, 2, 15, 0, tzinfo=dt.UTC)
+    ahead = dataclasses.replace(RULES, ahead=dt.timedelta(seconds=15))
+
+    too_early = dispatch_due(session=session, rules=ahead, now=due - dt.timedelta(seconds=20))
+    result = dispatch_due(session=session, rules=ahead, now=due - dt.timedelta(seconds=10))
+
+    assert too_early.claimed == 0
+    [reminder] = rows(session, patient)
+    assert result.to_send == [reminder.id]
+    assert result.send_at == {reminder.id: due}
+    assert reminder.status is ReminderStatus.QUEUED
+    # The sweeper counts its wait from the due time, not from the early claim.
+    assert reminder.queued_at == due
+    session.refresh(patient.plan_items[0])
+    assert patient.plan_items[0].next_due_at == due + dt.timedelta(days=1)
+
+
+def test_a_reminder_already_due_has_no_instant_to_wait_for(session: Session) -> None:
+    patient_due(session)
+    ahead = dataclasses.replace(RULES, ahead=dt.timedelta(seconds=15))
+    result = dispatch_due(session=session, rules=ahead, now=NOW)
+    assert len(result.to_send) == 1
+    assert result.send_at == {}
