@@ -15,7 +15,7 @@ from config.settings import Settings
 from service.delivery.dispatch import DispatchResult
 from service.delivery.sending import RetryPolicy, SendOutcome, Transports, send_reminders
 from service.delivery.status import broker_queue_depth
-from service.delivery.ticking import run_sweep, run_tick
+from service.delivery.ticking import look_ahead, run_sweep, run_tick
 from service.models import utcnow
 from service.replies.alerts import send_unsent
 from tasks.app import app
@@ -53,11 +53,12 @@ def enqueue_when_due(
     due, and Redis gives any message unacknowledged for longer than the visibility timeout
     (``broker.VISIBILITY_TIMEOUT``, an hour) to another worker: an ETA beyond that runs
     twice or more (celery/kombu#337, celery/celery#4766). These countdowns are at most the
-    look-ahead, one tick period (at most ``PTNUDGE_TICK_SECONDS``, 15 s by default), far
-    inside it. A worker killed while holding one loses it only until the sweeper requeues
-    the reminder, whose wait counts from its due time; the claim in the send task makes a
-    late second delivery a no-op, and the send task defers any reminder handed over before
-    it is due rather than sending it early."""
+    look-ahead, one tick period (``PTNUDGE_TICK_SECONDS``, 15 s by default; never more
+    than ``ticking.MAX_LOOK_AHEAD``, five minutes), far inside it. A worker killed while
+    holding one loses it only until the sweeper requeues the reminder, whose wait counts
+    from its due time; the claim in the send task makes a late second delivery a no-op,
+    and the send task defers any reminder handed over before it is due rather than
+    sending it early."""
     moment = now or utcnow()
     by_instant: dict[dt.datetime | None, list[int]] = collections.defaultdict(list)
     for reminder_id in batch.to_send:
@@ -95,7 +96,7 @@ def dispatch() -> int:
         result = run_tick(
             settings=runtime.settings,
             sessions=runtime.sessions,
-            ahead=dt.timedelta(seconds=runtime.settings.tick_seconds),
+            ahead=look_ahead(runtime.settings),
             after_commit=lambda batch: enqueue_when_due(app, batch),
         )
     return len(result.to_send)

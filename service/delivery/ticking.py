@@ -47,6 +47,17 @@ def dispatch_rules(settings: Settings) -> DispatchRules:
     )
 
 
+# The longest look-ahead, whatever the tick period: a countdown this long is still far inside
+# the broker's visibility timeout (service/broker.py, an hour), so Redis never hands a task
+# that is counting down to a second worker.
+MAX_LOOK_AHEAD = dt.timedelta(minutes=5)
+
+
+def look_ahead(settings: Settings) -> dt.timedelta:
+    """How far ahead beat's pass claims: one tick period, at most ``MAX_LOOK_AHEAD``."""
+    return min(dt.timedelta(seconds=settings.tick_seconds), MAX_LOOK_AHEAD)
+
+
 def run_tick(
     *,
     settings: Settings,

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from pathlib import Path
 
 from sqlalchemy import select
 
 from config.settings import Settings
+from service.broker import VISIBILITY_TIMEOUT
 from service.db import transaction
 from service.delivery.sending import SendOutcome, Transports, send_reminder
-from service.delivery.ticking import run_tick
+from service.delivery.ticking import MAX_LOOK_AHEAD, look_ahead, run_tick
 from service.enrollment.clinics import add_clinic
 from service.enrollment.patients import EnrollmentRequest, enroll
 from service.models import Patient, PatientStatus, Reminder, ReminderStatus
 from service.transports.console import ConsoleEmailTransport, ConsoleSmsTransport
 from service.web.urls import PublicUrls
-from tests.conftest import Database
+from tests.conftest import Database, make_settings
 
 ENROLLED = dt.datetime(2026, 11, 30, 20, 0, tzinfo=dt.UTC)  # 14:00 in Chicago
 PHASE_TWO = dt.datetime(2026, 12, 15, 6, 0, 5, tzinfo=dt.UTC)  # just after local midnight
@@ -93,3 +95,13 @@ def test_past_the_end_the_closing_message_goes_out_and_then_nothing(
     with committed_db.sessions() as session:
         assert session.get_one(Patient, patient_id).status is PatientStatus.COMPLETED
     assert tick(committed_db, settings, MORNING + dt.timedelta(hours=3)) == []
+
+
+def test_the_look_ahead_is_one_tick_and_never_near_the_brokers_visibility_timeout(
+    tmp_path: Path,
+) -> None:
+    default = make_settings(database_url="sqlite://", tmp_path=tmp_path)
+    hourly = make_settings(database_url="sqlite://", tmp_path=tmp_path, tick_seconds=3600)
+    assert look_ahead(default) == dt.timedelta(seconds=15)
+    assert look_ahead(hourly) == MAX_LOOK_AHEAD
+    assert MAX_LOOK_AHEAD.total_seconds() * 10 <= VISIBILITY_TIMEOUT
