@@ -75,7 +75,7 @@ def received_at(message: dict[str, object]) -> dt.datetime:
 def test_no_reminder_reaches_the_provider_before_its_due_time(pipeline: Pipeline) -> None:
     pipeline.overrides["PTNUDGE_TICK_SECONDS"] = "15"
     pipeline.start_worker(concurrency=2)
-    due = next_minute_ahead(at_least=6, at_most=10)
+    due = next_minute_ahead(at_least=8, at_most=12)
     names = enroll_due_at(pipeline, 12, due)
 
     dispatch_on_the_worker(pipeline)
