@@ -188,7 +188,11 @@ class _Pass:
                 rows.extend(_row(patient, o, channel, status=status, now=self.now) for o in group)
         self.rows.extend(rows)
         moving = [item for item in due_items if item.id not in later]
-        self.advances.extend(_advance(moving, schedule, lookahead))
+        # Past what travelled in this pass's messages: the minimum gap after the last one
+        # (after now, when all of them were due already), not after the look-ahead.
+        heads = [group[0].due_at for group in groups if group[0].due_at <= self.until]
+        after = max([self.now, *heads]) + self.rules.min_gap
+        self.advances.extend(_advance(moving, schedule, after))
 
     def add_system_message(
         self, patient: Patient, kind: str, channels: list[tuple[Channel, str]]

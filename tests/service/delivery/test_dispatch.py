@@ -505,3 +505,22 @@ def test_a_reminder_already_due_has_no_instant_to_wait_for(session: Session) -> 
     result = dispatch_due(session=session, rules=ahead, now=NOW)
     assert len(result.to_send) == 1
     assert result.send_at == {}
+
+
+def test_a_late_pass_looking_ahead_keeps_the_next_nudge_just_past_the_minimum_gap(
+    session: Session,
+) -> None:
+    """Looking ahead must not widen what the minimum gap swallows: a nudge every 11 minutes
+    dispatched 50 s late keeps its next one, 11 minutes after it, as a message of its own."""
+    patient = patient_due(
+        session, items=[{"kind": "stretch", "every_minutes": 11}], max_per_day=200
+    )
+    item = patient.plan_items[0]
+    assert item.next_due_at is not None
+    first = item.next_due_at
+    ahead = dataclasses.replace(RULES, ahead=dt.timedelta(seconds=15))
+
+    dispatch_due(session=session, rules=ahead, now=first + dt.timedelta(seconds=50))
+
+    session.refresh(item)
+    assert item.next_due_at == first + dt.timedelta(minutes=11)
