@@ -13,10 +13,12 @@ from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
+from service.delivery.dispatch import DispatchResult
 from service.delivery.sending import RetryPolicy, SendOutcome, Transports, send_reminders
 from service.delivery.status import broker_queue_depth
 from service.delivery.sweeping import SweepResult
-from service.delivery.ticking import run_sweep, run_tick
+from service.delivery.ticking import look_ahead, run_sweep, run_tick
+from service.models import utcnow
 from service.replies.alerts import send_unsent
 from tasks.app import app
 from tasks.locks import single_flight
@@ -43,6 +45,32 @@ def enqueue_sends(
             send.apply_async(args=[batch], countdown=countdown, producer=producer)
 
 
+def enqueue_when_due(
+    celery: Celery, batch: DispatchResult, *, now: dt.datetime | None = None
+) -> None:
+    """Publish a dispatcher batch: what is due already at once, and what it claimed ahead
+    in groups by due instant, each group with a countdown to its own instant.
+
+    A countdown on Redis is safe only while it is short. Kombu's Redis transport hands a
+    task with an ETA to a worker at once; the worker holds it unacknowledged until it is
+    due, and Redis gives any message unacknowledged for longer than the visibility timeout
+    (``broker.VISIBILITY_TIMEOUT``, an hour) to another worker: an ETA beyond that runs
+    twice or more (celery/kombu#337, celery/celery#4766). These countdowns are at most the
+    look-ahead, one tick period (``PTNUDGE_TICK_SECONDS``, 15 s by default; never more
+    than ``ticking.MAX_LOOK_AHEAD``, five minutes), far inside it. A worker killed while
+    holding one loses it only until the sweeper requeues the reminder, whose wait counts
+    from its due time; the claim in the send task makes a late second delivery a no-op,
+    and the send task defers any reminder handed over before it is due rather than
+    sending it early."""
+    moment = now or utcnow()
+    by_instant: dict[dt.datetime | None, list[int]] = collections.defaultdict(list)
+    for reminder_id in batch.to_send:
+        by_instant[batch.send_at.get(reminder_id)].append(reminder_id)
+    for instant, ids in by_instant.items():
+        wait = None if instant is None else max(0.0, (instant - moment).total_seconds())
+        enqueue_sends(celery, ids, countdown=wait or None)
+
+
 def retry_policy(settings: Settings) -> RetryPolicy:
     """Exponential backoff with full jitter (5, 10, 20, 40… seconds by default), capped,
     for at most PTNUDGE_SEND_MAX_RETRIES retries of one reminder."""
@@ -67,10 +95,12 @@ def dispatch() -> int:
     with single_flight(runtime.settings, "dispatch", ttl=LOCK_TTL) as mine:
         if not mine:
             return 0
+        # One tick period ahead: each reminder leaves at its minute, not at the next tick.
         result = run_tick(
             settings=runtime.settings,
             sessions=runtime.sessions,
-            after_commit=lambda ids: enqueue_sends(app, ids),
+            ahead=look_ahead(runtime.settings),
+            after_commit=lambda batch: enqueue_when_due(app, batch),
         )
     return len(result.to_send)
 
@@ -95,11 +125,18 @@ def send(self: Task[Any, Any], reminder_ids: list[int]) -> dict[str, int]:
         # The database went away (restart, failover). Whatever step failed, a retry is
         # safe: a claimed reminder is never claimed twice.
         raise self.retry(exc=error, countdown=runtime.settings.retry_backoff_seconds) from error
-    # Each transient failure is retried on its own, after its own backoff.
+    # Each transient failure is retried on its own, after its own backoff; reminders handed
+    # over before their due time (clock skew, a countdown not honoured) wait for it.
+    later: dict[float, list[int]] = collections.defaultdict(list)
     for reminder_id, result in results.items():
-        if result.outcome is SendOutcome.RETRY and result.retry_in is not None:
-            enqueue_sends(app, [reminder_id], countdown=result.retry_in.total_seconds())
+        if result.outcome in _LATER and result.retry_in is not None:
+            later[result.retry_in.total_seconds()].append(reminder_id)
+    for wait, ids in later.items():
+        enqueue_sends(app, ids, countdown=wait)
     return dict(collections.Counter(result.outcome.value for result in results.values()))
+
+
+_LATER = (SendOutcome.RETRY, SendOutcome.EARLY)
 
 
 @app.task(name="ptnudge.sweep", acks_late=True, ignore_result=True)

@@ -30,7 +30,8 @@ from service.delivery.ticking import run_tick
 def tick(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """One dispatcher pass now: what beat runs every PTNUDGE_TICK_SECONDS."""
+    """One dispatcher pass for what is due now (beat's pass, every PTNUDGE_TICK_SECONDS,
+    also claims what falls due before its next tick)."""
     from tasks.app import create_app  # noqa: PLC0415 - the broker is needed only here
     from tasks.reminders import enqueue_sends  # noqa: PLC0415
 
@@ -41,7 +42,7 @@ def tick(
             result = run_tick(
                 settings=ctx.settings,
                 sessions=ctx.sessions,
-                after_commit=lambda ids: enqueue_sends(celery, ids),
+                after_commit=lambda batch: enqueue_sends(celery, batch.to_send),
             )
         except BrokerError as exc:
             # The batch is committed as queued: the sweeper queues it again once the

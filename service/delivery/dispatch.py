@@ -16,6 +16,14 @@ One pass (``ptnudge tick``; beat runs it every ``PTNUDGE_TICK_SECONDS``):
 5. Return the ids to send. The caller commits first and enqueues after: a send task never
    sees a reminder that is not in the database yet.
 
+Look-ahead: with ``DispatchRules.ahead`` (beat's pass uses one tick period) a pass also claims
+what falls due before ``now + ahead`` and returns when each of those is due
+(``DispatchResult.send_at``), so the caller can hand it to the worker to leave at its own
+instant instead of waiting for the next pass. Such a reminder is ``queued`` with
+``queued_at`` at its due time: the sweeper counts its wait from then, not from the claim.
+Everything that can change before the due instant (opt-out, pause, completion, the waking
+window) is checked again by the send task when it is due; the send task never sends early.
+
 Its cost follows the number of due items, not the number of patients: an idle pass is one
 probe of a partial index.
 """
@@ -67,6 +75,7 @@ class DispatchRules:
     stale_after: dt.timedelta
     min_gap: dt.timedelta
     batch_size: int
+    ahead: dt.timedelta = dt.timedelta(0)  # claim what falls due this much after now
 
 
 @dataclass
@@ -77,13 +86,16 @@ class DispatchResult:
     expired: int = 0
     merged: int = 0
     to_send: list[int] = field(default_factory=list)
+    # When each id of ``to_send`` that was claimed ahead falls due (absent: due already).
+    send_at: dict[int, dt.datetime] = field(default_factory=dict)
 
 
 def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) -> DispatchResult:
     """One dispatcher pass inside the caller's transaction (see the module docstring)."""
     result = DispatchResult()
+    until = now + rules.ahead
     # Oldest first: under a backlog the longest-waiting items go before the newly due.
-    due = select(PlanItem.id).where(PlanItem.next_due_at <= now).order_by(PlanItem.next_due_at)
+    due = select(PlanItem.id).where(PlanItem.next_due_at <= until).order_by(PlanItem.next_due_at)
     item_ids = _claim(session, due, rules)
     result.claimed = len(item_ids)
     if item_ids:
@@ -91,11 +103,11 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
         addresses = [a for p in patients for a in patient_addresses(p)]
         opted_out = opted_out_among(session=session, addresses=addresses)
         first_out = first_reminders_out(session=session, patients=patients, now=now)
-        run = _Pass(session, rules, now, opted_out, first_out, result)
+        run = _Pass(session, rules, now, until, opted_out, first_out, result)
         for patient in patients:
             run.dispatch_patient(patient)
         # One multi-row INSERT … RETURNING for the whole batch, not one per patient.
-        _insert(session, run.rows, {p.id: p for p in patients}, rules, result)
+        _insert(session, run.rows, {p.id: p for p in patients}, rules, result, now=now)
         _store_advances(session, run.advances)
     result.to_send.extend(_queue_one_offs(session, rules, now, result))
     return result
@@ -141,6 +153,7 @@ class _Pass:
     session: Session
     rules: DispatchRules
     now: dt.datetime
+    until: dt.datetime  # claimed: due by this instant (now, plus the look-ahead)
     opted_out: set[Key]
     first_out: dict[int, dt.datetime]
     result: DispatchResult
@@ -153,17 +166,17 @@ class _Pass:
             for item in patient.plan_items:
                 item.next_due_at = None
             return
-        lookahead = self.now + self.rules.min_gap
+        lookahead = self.until + self.rules.min_gap
         due_items = [
             item
             for item in patient.plan_items
             if item.next_due_at is not None and item.next_due_at <= lookahead
         ]
         self.result.items += len(due_items)
-        current, missed = _occurrences_due(schedule, due_items, self.now, lookahead)
+        current, missed = _occurrences_due(schedule, due_items, self.until, lookahead)
         groups = group_close(current, gap=self.rules.min_gap)
-        # A message that starts later than now goes at its own time, on a later pass.
-        later = {occ.item_id for group in groups if group[0].due_at > self.now for occ in group}
+        # A message that starts after the claimed span goes at its own time, on a later pass.
+        later = {occ.item_id for group in groups if group[0].due_at > self.until for occ in group}
         channels = channels_for(patient, self.opted_out)
         rows = [
             _row(patient, occ, channel, status=ReminderStatus.EXPIRED, now=self.now)
@@ -174,7 +187,7 @@ class _Pass:
         quiet = Engagement.for_patient(
             self.session, patient, schedule, self.now, first_out=self.first_out.get(patient.id)
         )
-        for group in (group for group in groups if group[0].due_at <= self.now):
+        for group in (group for group in groups if group[0].due_at <= self.until):
             stale = self.now - group[0].due_at > self.rules.stale_after
             status = (
                 ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels, group)
@@ -186,7 +199,11 @@ class _Pass:
             )
         self.rows.extend(rows)
         moving = [item for item in due_items if item.id not in later]
-        self.advances.extend(_advance(moving, schedule, lookahead))
+        # Past what travelled in this pass's messages: the minimum gap after the last one
+        # (after now, when all of them were due already), not after the look-ahead.
+        heads = [group[0].due_at for group in groups if group[0].due_at <= self.until]
+        after = max([self.now, *heads]) + self.rules.min_gap
+        self.advances.extend(_advance(moving, schedule, after))
 
     def add_system_message(
         self, patient: Patient, kind: str, channels: list[tuple[Channel, str]]
@@ -373,11 +390,11 @@ _SENT_OR_GOING = (
 def _occurrences_due(
     schedule: PatientSchedule,
     items: Sequence[PlanItem],
-    now: dt.datetime,
+    due_by: dt.datetime,
     lookahead: dt.datetime,
 ) -> tuple[list[Occurrence], list[Occurrence]]:
     """Split each item's occurrences since its due time into the one to send (the latest
-    due by now, or the next within the look-ahead) and the missed ones before it."""
+    due by ``due_by``, or the next within the look-ahead) and the missed ones before it."""
     current: list[Occurrence] = []
     missed: list[Occurrence] = []
     if not items:
@@ -391,8 +408,8 @@ def _occurrences_due(
         if due is not None and occ.due_at >= due:
             by_item[occ.item_id].append(occ)
     for item_occurrences in by_item.values():
-        past = [occ for occ in item_occurrences if occ.due_at <= now]
-        # Send the latest one due by now, else the first inside the look-ahead (merged into
+        past = [occ for occ in item_occurrences if occ.due_at <= due_by]
+        # Send the latest one due by then, else the first inside the look-ahead (merged into
         # a message that is going out now).
         send = past[-1] if past else item_occurrences[0]
         current.append(send)
@@ -417,7 +434,8 @@ def _row(
         "due_at": occ.due_at,
         "status": status,
         "status_at": now,
-        "queued_at": now if status is ReminderStatus.QUEUED else None,
+        # Claimed ahead: its wait (the sweeper's clock) starts when it is due.
+        "queued_at": max(now, occ.due_at) if status is ReminderStatus.QUEUED else None,
         "error_detail": BACKOFF_DETAIL if status is ReminderStatus.CANCELED else None,
         "to_address": channel[1],
         "attempts": 0,
@@ -430,6 +448,8 @@ def _insert(
     patients: dict[int, Patient],
     rules: DispatchRules,
     result: DispatchResult,
+    *,
+    now: dt.datetime,
 ) -> None:
     """Insert what is not there yet, then merge each group's members into its first row."""
     if not rows:
@@ -442,7 +462,7 @@ def _insert(
         if status is ReminderStatus.QUEUED:
             by_patient[patient_id, channel].append((reminder_id, item_id, due_at))
     for (patient_id, _channel), members in by_patient.items():
-        _group_and_merge(session, members, patients[patient_id], rules, result)
+        _group_and_merge(session, members, patients[patient_id], rules, result, now=now)
 
 
 def _group_and_merge(
@@ -451,6 +471,8 @@ def _group_and_merge(
     patient: Patient,
     rules: DispatchRules,
     result: DispatchResult,
+    *,
+    now: dt.datetime,
 ) -> None:
     """Members of one patient and channel: those due within the minimum gap of a group's
     first leave as one message (the first), the others are merged into it."""
@@ -460,14 +482,20 @@ def _group_and_merge(
     members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
     groups: list[list[tuple[int, int | None, dt.datetime]]] = []
     for member in members:
-        if member[1] in asks:
-            result.to_send.append(member[0])
-        elif groups and travels_with(groups[-1][0][2], member[2], gap=rules.min_gap):
+        last = groups[-1] if groups else None
+        if (
+            last is not None
+            and last[0][1] not in asks
+            and member[1] not in asks
+            and travels_with(last[0][2], member[2], gap=rules.min_gap)
+        ):
             groups[-1].append(member)
         else:
             groups.append([member])
     for head, *rest in groups:
         result.to_send.append(head[0])
+        if head[2] > now:
+            result.send_at[head[0]] = head[2]  # claimed ahead: it leaves at its own instant
         if rest:
             _merge(session, head[0], [m[0] for m in rest])
             result.merged += len(rest)

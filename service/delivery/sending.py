@@ -10,7 +10,9 @@ the database work of a message is a share of three statements, not a dozen round
    task (broker redelivery, the sweeper) finds nothing ``queued`` and stops there. Outside
    the waking window (``scheduling.may_send_at``) a planned reminder expires (the plan's
    next one is coming); any other message (welcome, re-engagement) waits, scheduled again
-   for the window's next waking minute.
+   for the window's next waking minute. A reminder whose due time has not come yet (the
+   dispatcher claims one tick ahead) is never sent early: it stays ``queued`` and its
+   result says how long to wait (``EARLY`` with ``retry_in``).
 2. Call the transport for each, outside any transaction. Before each call the rest of the
    batch is read again (ledger and patients' status, at most every ``RECHECK_AFTER``): a
    STOP, pause or removal that arrives while the batch is in flight still wins.
@@ -58,6 +60,7 @@ class SendOutcome(enum.StrEnum):
     RETRY = "retry"
     UNCERTAIN = "uncertain"  # the provider may have it; the sweeper reconciles
     RESCHEDULED = "rescheduled"  # outside the waking window: scheduled for its next minute
+    EARLY = "early"  # handed over before its due time: still queued, to be sent then
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,11 @@ def _claim(
     merged = merged_kinds(session=session, head_ids=[reminder.id for reminder in reminders])
     claims = []
     for reminder in reminders:
+        if reminder.due_at > now:
+            # Never before its time: a task that arrives early (clock skew, a countdown
+            # not honoured) leaves it queued and comes back when it is due.
+            results[reminder.id] = SendResult(SendOutcome.EARLY, retry_in=reminder.due_at - now)
+            continue
         verdict = _still_wanted(reminder, settings, now, opted_out)
         if verdict is None and not may_send_at(waking_window(reminder.patient), now):
             _wait_for_waking(reminder, now)

@@ -6,6 +6,7 @@ ids only after they return, that is after the commit.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -46,20 +47,34 @@ def dispatch_rules(settings: Settings) -> DispatchRules:
     )
 
 
+# The longest look-ahead, whatever the tick period: a countdown this long is still far inside
+# the broker's visibility timeout (service/broker.py, an hour), so Redis never hands a task
+# that is counting down to a second worker.
+MAX_LOOK_AHEAD = dt.timedelta(minutes=5)
+
+
+def look_ahead(settings: Settings) -> dt.timedelta:
+    """How far ahead beat's pass claims: one tick period, at most ``MAX_LOOK_AHEAD``."""
+    return min(dt.timedelta(seconds=settings.tick_seconds), MAX_LOOK_AHEAD)
+
+
 def run_tick(
     *,
     settings: Settings,
     sessions: sessionmaker[Session],
     now: dt.datetime | None = None,
-    after_commit: Callable[[list[int]], None] | None = None,
+    ahead: dt.timedelta = dt.timedelta(0),
+    after_commit: Callable[[DispatchResult], None] | None = None,
 ) -> DispatchResult:
     """Dispatch until nothing due is left, each batch its own short transaction.
 
-    ``after_commit`` gets each batch's ids to send as soon as that batch is committed, so
-    sending starts while later batches are still being dispatched.
+    ``ahead`` also claims what falls due that much later (beat's pass: one tick period), each
+    with its due instant in ``send_at``. ``after_commit`` gets each batch (its ``to_send``
+    and ``send_at``) as soon as that batch is committed, so sending starts while later
+    batches are still being dispatched.
     """
     started = time.perf_counter()
-    rules = dispatch_rules(settings)
+    rules = dataclasses.replace(dispatch_rules(settings), ahead=ahead)
     total = DispatchResult()
     # Programs first: a patient whose phase began or whose program ended at midnight gets
     # today's plan (or nothing) before anything of theirs is dispatched.
@@ -73,8 +88,9 @@ def run_tick(
         total.expired += batch.expired
         total.merged += batch.merged
         total.to_send.extend(batch.to_send)
+        total.send_at.update(batch.send_at)
         if after_commit is not None and batch.to_send:
-            after_commit(batch.to_send)
+            after_commit(batch)
         if batch.claimed < rules.batch_size:
             break
     metrics.TICK_SECONDS.observe(time.perf_counter() - started)

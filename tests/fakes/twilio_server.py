@@ -265,7 +265,8 @@ class FakeTwilioServer(_Controls):
 
     @property
     def messages(self) -> list[JSON]:
-        """Every accepted message, oldest first (Twilio's resource plus ``status_callback``)."""
+        """Every accepted message, oldest first (Twilio's resource plus ``status_callback``
+        and ``received_at``)."""
         with self._lock:
             return [dict(message) for message in self._messages]
 
@@ -398,7 +399,13 @@ class FakeTwilioServer(_Controls):
         resource = _resource(self.account_sid, params)
         with self._lock:
             rules = self._rules
-            stored = dict(resource, status_callback=params.get("StatusCallback"))
+            # ``received_at``: when the request arrived, to the microsecond (Twilio's own
+            # dates have whole seconds), for tests and benchmarks that compare with due times.
+            stored = dict(
+                resource,
+                status_callback=params.get("StatusCallback"),
+                received_at=_now().isoformat(),
+            )
             callbacks = rules.send_callbacks and bool(stored["status_callback"])
             if not (rules.hold_in_queue or callbacks):
                 # Twilio hands a message to the carrier within a moment of taking it; with
@@ -544,7 +551,7 @@ def _resource(account_sid: str, params: Mapping[str, str]) -> JSON:
 
 
 def _public(message: JSON) -> JSON:
-    return {key: value for key, value in message.items() if key != "status_callback"}
+    return {k: v for k, v in message.items() if k not in {"status_callback", "received_at"}}
 
 
 def _list_filter(query: Mapping[str, str]) -> Callable[[JSON], bool]:

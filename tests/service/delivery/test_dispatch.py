@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from sqlalchemy import select
@@ -517,3 +518,72 @@ def test_a_question_goes_out_by_text_alone_and_asks_for_no_done(
         (("stretch",), Channel.EMAIL),
         (("pain_question",), Channel.SMS),
     }
+
+
+def test_a_pass_looking_ahead_claims_what_falls_due_before_the_next_tick_with_its_instant(
+    session: Session,
+) -> None:
+    patient = patient_due(session)
+    due = dt.datetime(2026, 12, 2, 15, 0, tzinfo=dt.UTC)
+    ahead = dataclasses.replace(RULES, ahead=dt.timedelta(seconds=15))
+
+    too_early = dispatch_due(session=session, rules=ahead, now=due - dt.timedelta(seconds=20))
+    result = dispatch_due(session=session, rules=ahead, now=due - dt.timedelta(seconds=10))
+
+    assert too_early.claimed == 0
+    [reminder] = rows(session, patient)
+    assert result.to_send == [reminder.id]
+    assert result.send_at == {reminder.id: due}
+    assert reminder.status is ReminderStatus.QUEUED
+    # The sweeper counts its wait from the due time, not from the early claim.
+    assert reminder.queued_at == due
+    session.refresh(patient.plan_items[0])
+    assert patient.plan_items[0].next_due_at == due + dt.timedelta(days=1)
+
+
+def test_a_question_claimed_ahead_waits_for_its_instant_like_the_reminder_beside_it(
+    session: Session,
+) -> None:
+    patient = patient_due(
+        session,
+        items=[
+            {"kind": "stretch", "at_times": ["09:00"]},
+            {"kind": "pain_question", "at_times": ["09:00"]},
+        ],
+    )
+    due = dt.datetime(2026, 12, 2, 15, 0, tzinfo=dt.UTC)
+    ahead = dataclasses.replace(RULES, ahead=dt.timedelta(seconds=15))
+
+    result = dispatch_due(session=session, rules=ahead, now=due - dt.timedelta(seconds=10))
+
+    found = {r.kind: r.id for r in rows(session, patient)}
+    assert set(found) == {"stretch", "pain_question"}
+    assert sorted(result.to_send) == sorted(found.values())
+    assert result.send_at == {found["stretch"]: due, found["pain_question"]: due}
+
+
+def test_a_reminder_already_due_has_no_instant_to_wait_for(session: Session) -> None:
+    patient_due(session)
+    ahead = dataclasses.replace(RULES, ahead=dt.timedelta(seconds=15))
+    result = dispatch_due(session=session, rules=ahead, now=NOW)
+    assert len(result.to_send) == 1
+    assert result.send_at == {}
+
+
+def test_a_late_pass_looking_ahead_keeps_the_next_nudge_just_past_the_minimum_gap(
+    session: Session,
+) -> None:
+    """Looking ahead must not widen what the minimum gap swallows: a nudge every 11 minutes
+    dispatched 50 s late keeps its next one, 11 minutes after it, as a message of its own."""
+    patient = patient_due(
+        session, items=[{"kind": "stretch", "every_minutes": 11}], max_per_day=200
+    )
+    item = patient.plan_items[0]
+    assert item.next_due_at is not None
+    first = item.next_due_at
+    ahead = dataclasses.replace(RULES, ahead=dt.timedelta(seconds=15))
+
+    dispatch_due(session=session, rules=ahead, now=first + dt.timedelta(seconds=50))
+
+    session.refresh(item)
+    assert item.next_due_at == first + dt.timedelta(minutes=11)

@@ -20,7 +20,13 @@ from config.settings import Settings
 from service.db import make_sessionmaker, transaction
 from service.delivery.messages import body_digest
 from service.delivery.rendering import ACTION_PHRASES
-from service.delivery.sending import SendOutcome, Transports, send_reminder, send_reminders
+from service.delivery.sending import (
+    SendOutcome,
+    SendResult,
+    Transports,
+    send_reminder,
+    send_reminders,
+)
 from service.delivery.ticking import run_tick
 from service.enrollment import optouts
 from service.models import (
@@ -143,6 +149,26 @@ def send(
     )
 
 
+def send_batch(
+    database: Database,
+    settings: Settings,
+    transports: Transports,
+    reminder_ids: list[int],
+    *,
+    now: dt.datetime | None = None,
+) -> dict[int, SendResult]:
+    """One send task's batch, on the real clock unless ``now`` stops it."""
+    return send_reminders(
+        sessions=database.sessions,
+        settings=settings,
+        transports=transports,
+        urls=PublicUrls(settings.public_url),
+        reminder_ids=reminder_ids,
+        retry_policy=lambda _attempts: RETRY_IN,
+        clock=utcnow if now is None else at(now),
+    )
+
+
 def load_reminder(database: Database, reminder_id: int) -> Reminder:
     with database.sessions() as session:
         reminder = session.get(Reminder, reminder_id)
@@ -226,6 +252,37 @@ def test_a_second_send_of_the_same_reminder_does_nothing(
     assert again is SendOutcome.NOT_CLAIMED
     assert len(twilio.messages) == 1
     assert load_reminder(committed_db, reminder.id).attempts == 1
+
+
+def test_a_reminder_handed_over_before_its_due_time_waits_for_it_and_is_not_sent(
+    committed_db: Database,
+    settings: Settings,
+    transports: Transports,
+    twilio: FakeTwilioServer,
+    now: dt.datetime,
+) -> None:
+    patient = enroll_due(committed_db, now=now)
+    due = patient.plan_items[0].next_due_at
+    assert due is not None
+    claimed = run_tick(
+        settings=settings,
+        sessions=committed_db.sessions,
+        now=due - dt.timedelta(seconds=10),
+        ahead=dt.timedelta(seconds=15),
+    )
+    [reminder_id] = claimed.to_send
+    early = due - dt.timedelta(seconds=4)
+
+    [result] = send_batch(committed_db, settings, transports, [reminder_id], now=early).values()
+
+    assert result.outcome is SendOutcome.EARLY
+    assert result.retry_in == dt.timedelta(seconds=4)
+    assert twilio.messages == []
+    waiting = load_reminder(committed_db, reminder_id)
+    assert (waiting.status, waiting.attempts) == (ReminderStatus.QUEUED, 0)
+    # At its time (the real now is past it) it goes out, once.
+    assert send(committed_db, settings, transports, reminder_id, now=now) is SendOutcome.SENT
+    assert len(twilio.messages) == 1
 
 
 def test_an_opt_out_recorded_after_dispatch_stops_the_queued_reminder(
@@ -665,14 +722,7 @@ def test_a_patient_removed_while_their_batch_is_in_flight_gets_nothing(
 
     remover = threading.Thread(target=remove_last_patient_once_sending_starts)
     remover.start()
-    results = send_reminders(
-        sessions=committed_db.sessions,
-        settings=settings,
-        transports=transports,
-        urls=PublicUrls(settings.public_url),
-        reminder_ids=ids,
-        retry_policy=lambda _attempts: RETRY_IN,
-    )
+    results = send_batch(committed_db, settings, transports, ids)
     remover.join()
 
     assert [results[i].outcome for i in ids] == [

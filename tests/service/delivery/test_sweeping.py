@@ -14,7 +14,7 @@ import pytest
 from config.settings import Settings
 from service.delivery.sending import SendOutcome, Transports
 from service.delivery.sweeping import SweepResult
-from service.delivery.ticking import run_sweep
+from service.delivery.ticking import run_sweep, run_tick
 from service.models import ChannelChoice, ReminderStatus, utcnow
 from service.transports.base import OutboundMessage, Receipt
 from service.transports.console import ConsoleEmailTransport
@@ -122,6 +122,28 @@ def test_a_freshly_queued_reminder_is_left_to_its_task(
 
     assert result.requeued == []
     assert load_reminder(committed_db, reminder.id).queued_at == now
+
+
+def test_a_reminder_claimed_ahead_is_not_requeued_before_its_due_time_plus_requeue_after(
+    committed_db: Database, settings: Settings, now: dt.datetime
+) -> None:
+    patient = enroll_due(committed_db, now=now)
+    due = patient.plan_items[0].next_due_at
+    assert due is not None
+    claimed_at = due - dt.timedelta(minutes=10)
+    [reminder_id] = run_tick(
+        settings=settings,
+        sessions=committed_db.sessions,
+        now=claimed_at,
+        ahead=dt.timedelta(minutes=10),
+    ).to_send
+
+    # Long enough after the claim to count as lost, were the wait counted from the claim.
+    before_due = sweep(committed_db, settings, now=claimed_at + REQUEUE_AFTER * 2)
+    overdue = sweep(committed_db, settings, now=due + REQUEUE_AFTER + dt.timedelta(seconds=1))
+
+    assert before_due.requeued == []
+    assert overdue.requeued == [reminder_id]
 
 
 def test_a_reminder_waiting_for_its_retry_is_not_requeued_before_the_retry_is_due(

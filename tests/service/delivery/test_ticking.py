@@ -15,9 +15,10 @@ from typing import TypeVar
 from sqlalchemy import select
 
 from config.settings import Settings
+from service.broker import VISIBILITY_TIMEOUT
 from service.db import transaction
 from service.delivery.sending import SendOutcome, Transports, send_reminder
-from service.delivery.ticking import run_tick
+from service.delivery.ticking import MAX_LOOK_AHEAD, look_ahead, run_tick
 from service.enrollment.clinics import add_clinic
 from service.enrollment.patients import EnrollmentRequest, enroll
 from service.models import Patient, PatientStatus, Reminder, ReminderStatus, utcnow
@@ -149,3 +150,13 @@ def test_two_ticks_side_by_side_on_postgresql_dispatch_each_due_item_once(
     with postgres_db.sessions() as session:
         per_patient = collections.Counter(session.scalars(select(Reminder.patient_id)))
     assert per_patient == collections.Counter(patients)  # one reminder each, none doubled
+
+
+def test_the_look_ahead_is_one_tick_and_never_near_the_brokers_visibility_timeout(
+    tmp_path: Path,
+) -> None:
+    default = make_settings(database_url="sqlite://", tmp_path=tmp_path)
+    hourly = make_settings(database_url="sqlite://", tmp_path=tmp_path, tick_seconds=3600)
+    assert look_ahead(default) == dt.timedelta(seconds=15)
+    assert look_ahead(hourly) == MAX_LOOK_AHEAD
+    assert MAX_LOOK_AHEAD.total_seconds() * 10 <= VISIBILITY_TIMEOUT
