@@ -15,13 +15,8 @@ from service.models import ReminderStatus, utcnow
 from tasks.app import create_app
 from tasks.reminders import dispatch
 from tests.factories import make_clinic, make_patient
-from tests.integration.conftest import Pipeline, wait_until
-from tests.integration.test_pipeline import (
-    SENT,
-    assert_exactly_once,
-    reminders,
-    sweep_until_settled,
-)
+from tests.integration.conftest import SENT, Pipeline, wait_until
+from tests.integration.test_pipeline import RECOVERY, recover_through_beat
 
 pytestmark = pytest.mark.integration
 
@@ -79,10 +74,10 @@ def test_no_reminder_reaches_the_provider_before_its_due_time(pipeline: Pipeline
     names = enroll_due_at(pipeline, 12, due)
 
     dispatch_on_the_worker(pipeline)
-    wait_until(lambda: pipeline.open_reminders() == 0 and len(reminders(pipeline)) == 12,
+    wait_until(lambda: pipeline.open_reminders() == 0 and len(pipeline.reminders()) == 12,
                timeout=90, what="the twelve sends")  # fmt: skip
 
-    rows = reminders(pipeline)
+    rows = pipeline.reminders()
     assert all(r.status in SENT and r.due_at == due for r in rows)
     # Claimed by the pass before its time: queued_at is the due time only for such a claim.
     assert all(r.queued_at == due for r in rows), "the pass claimed them ahead"
@@ -106,16 +101,18 @@ def test_a_worker_killed_while_holding_a_countdown_loses_nothing_and_sends_once_
                what="the worker to hold the three send tasks")  # fmt: skip
     worker.kill9()
     assert pipeline.twilio.messages == [], "nothing left before its due time"
-    queued = reminders(pipeline)
+    queued = pipeline.reminders()
     assert len(queued) == 45
     assert all(r.status is ReminderStatus.QUEUED for r in queued)
 
-    pipeline.start_worker(concurrency=2)
     # The broker keeps the dead worker's tasks unacknowledged for its visibility timeout (an
-    # hour): the sweeper requeues them once they are requeue_after past their due time.
-    sweep_until_settled(pipeline, timeout=120)
+    # hour): beat's sweep requeues them once they are requeue_after past their due time.
+    pipeline.overrides.update(RECOVERY)
+    pipeline.start_worker(concurrency=2)
+    recovered = recover_through_beat(pipeline, timeout=120)
 
-    assert_exactly_once(pipeline, names)
+    assert recovered.requeued_lost >= 45, "the sweep requeued what the dead worker held"
+    pipeline.assert_exactly_once(names)
     messages = pipeline.twilio.messages
     assert len(messages) == 45, "every patient got their reminder"
     assert all(received_at(m) >= due for m in messages)
