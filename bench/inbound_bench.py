@@ -63,6 +63,11 @@ FREE_TEXTS = (
     "what time is my next visit?",
 )
 MIX = (("done", 0.60), ("text", 0.25), ("stop", 0.05), ("retry", 0.10))
+# As deployed (Dockerfile): the server keeps an idle connection open longer than any client
+# or proxy does (httpx: 5 s, Caddy: 2 min), so it is never the server that closes one the
+# client is sending on. With uvicorn's default (5 s, equal to httpx's), a few webhooks in
+# a run were lost that way: a ReadError, nothing stored, nothing in the server's log.
+KEEP_ALIVE_SECONDS = 150
 AIM_RPS = 300.0
 AIM_P99_MS = 500.0
 
@@ -106,8 +111,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def web_server(url: str, *, profile_dir: Path | None, log_dir: Path) -> Iterator[str]:
-    """``uvicorn service.web:app`` as its own process on a free port; yields its base URL."""
+def web_server(url: str, *, workers: int, profile_dir: Path | None, log_dir: Path) -> Iterator[str]:
+    """``uvicorn service.web:app`` (``--workers`` processes) on a free port; yields its base
+    URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PTNUDGE_", "TWILIO_"))}
     env |= {
@@ -120,7 +126,8 @@ def web_server(url: str, *, profile_dir: Path | None, log_dir: Path) -> Iterator
         "PYTHONPATH": str(REPO_ROOT),
     }
     command = [sys.executable, "-m", "uvicorn", "service.web:app", "--port", str(port),
-               "--no-access-log", "--log-level", "warning"]  # fmt: skip
+               "--no-access-log", "--log-level", "warning", "--workers", str(workers),
+               "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS)]  # fmt: skip
     log = (log_dir / "uvicorn.log").open("wb")
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
     try:
@@ -231,7 +238,8 @@ def report(
     p50 = statistics.median(outcome.latencies) * 1000
     p99 = percentile(outcome.latencies, 0.99) * 1000
     exact = rows == (distinct, distinct)
-    table = Table(title=f"Inbound webhooks: one uvicorn process on PostgreSQL, N={args.n}, "
+    processes = "one uvicorn process" if args.workers == 1 else f"uvicorn --workers {args.workers}"
+    table = Table(title=f"Inbound webhooks: {processes} on PostgreSQL, N={args.n}, "
                   f"concurrency {args.concurrency}")  # fmt: skip
     for column in ("measure", "measured", "aim", "met?"):
         table.add_column(column)
@@ -244,7 +252,8 @@ def report(
     console = Console()
     console.print(table)
     console.print(f"reproduce: .venv/bin/python bench/inbound_bench.py --n {args.n} "
-                  f"--concurrency {args.concurrency} --patients {args.patients}")  # fmt: skip
+                  f"--concurrency {args.concurrency} --patients {args.patients} "
+                  f"--workers {args.workers}")  # fmt: skip
     return exact and outcome.errors == 0
 
 
@@ -274,7 +283,9 @@ def run(args: argparse.Namespace) -> bool:
         hooks = webhooks(n=args.n, patients=args.patients, seed=args.seed)
         with (
             tempfile.TemporaryDirectory() as logs,
-            web_server(url, profile_dir=args.profile, log_dir=Path(logs)) as base,
+            web_server(
+                url, workers=args.workers, profile_dir=args.profile, log_dir=Path(logs)
+            ) as base,
         ):
             outcome = asyncio.run(post_all(base, hooks, concurrency=args.concurrency))
             if outcome.errors:
@@ -292,6 +303,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="webhooks to send (default 2000)")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight")
     parser.add_argument("--patients", type=int, default=5000, help="patients enrolled")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--seed", type=int, default=7, help="seed of the webhook mix")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy flame graph folder")
     args = parser.parse_args()
