@@ -167,7 +167,10 @@ def handle_sms(
 
 def enrolled_at(*, session: Session, address: str) -> list[Patient]:
     """Patients on the number who are still enrolled, newest first (it names the clinic)."""
-    patients = optouts.patients_at(session=session, address=address, channel=Channel.SMS)
+    return _enrolled(optouts.patients_at(session=session, address=address, channel=Channel.SMS))
+
+
+def _enrolled(patients: list[Patient]) -> list[Patient]:
     active = [p for p in patients if p.status is not PatientStatus.REMOVED]
     return sorted(active, key=lambda p: (p.created_at, p.id), reverse=True)
 
@@ -211,7 +214,7 @@ def _replay(*, session: Session, settings: Settings, message_sid: str) -> Inboun
 
 
 def _context(*, session: Session, settings: Settings, inbound: InboundMessage) -> InboundContext:
-    listed = optouts.is_opted_out(
+    on_number, listed = optouts.patients_and_listing(
         session=session, address=inbound.from_address, channel=Channel.SMS
     )
     return InboundContext(
@@ -219,7 +222,7 @@ def _context(*, session: Session, settings: Settings, inbound: InboundMessage) -
         settings=settings,
         inbound=inbound,
         reply=parse_reply(inbound.body),
-        patients=_by_last_sent(session, enrolled_at(session=session, address=inbound.from_address)),
+        patients=_by_last_sent(session, _enrolled(on_number)),
         ledger=Ledger(before=listed, now=listed),
         now=inbound.received_at,
         window=dt.timedelta(hours=settings.reply_window_hours),

@@ -258,7 +258,7 @@ def test_done_after_a_stretch_reminder_marks_it_done(
     assert (row.command, row.reminder_id, row.needs_attention) == ("done", reminder.id, False)
 
 
-@pytest.mark.parametrize(("body", "budget"), [("Done!", 8), ("what time is my visit?", 5)])
+@pytest.mark.parametrize(("body", "budget"), [("Done!", 7), ("what time is my visit?", 4)])
 def test_a_reply_costs_a_handful_of_statements(
     session: Session, settings: Settings, patient: Patient, body: str, budget: int
 ) -> None:
