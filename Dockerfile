@@ -59,4 +59,8 @@ EXPOSE 8000
 
 # The web app by default; compose overrides the command for worker, beat and migrate.
 # --proxy-headers: TLS ends at a reverse proxy in front (see docs/deploy.md).
-CMD ["uvicorn", "service.web:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+# Idle connections stay open longer than the reverse proxy keeps them (Caddy: 2 min): a proxy
+# must never send a webhook on a connection uvicorn is closing (default 5 s), or Twilio gets
+# a 502 and the reply is not stored until its retry.
+CMD ["uvicorn", "service.web:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", \
+     "--timeout-keep-alive", "150"]

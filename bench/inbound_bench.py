@@ -15,7 +15,8 @@ doubled.
 Aim (this 2-core machine): ≥ 300 requests/s and p99 < 500 ms at concurrency 50.
 Needs PostgreSQL (127.0.0.1:5432, user postgres, trust); the scratch database is dropped at
 the end, also on errors and Ctrl-C. Profile the server with ``--profile DIR`` (py-spy, when
-installed, records a flame graph of the uvicorn process to DIR/inbound.svg).
+installed, records the uvicorn process's stacks to DIR/inbound.folded: one collapsed stack a
+line with its sample count, for speedscope or flamegraph.pl, or ``sort -k2 -n`` by hand).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ import datetime as dt
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +63,11 @@ FREE_TEXTS = (
     "what time is my next visit?",
 )
 MIX = (("done", 0.60), ("text", 0.25), ("stop", 0.05), ("retry", 0.10))
+# As deployed (Dockerfile): the server keeps an idle connection open longer than any client
+# or proxy does (httpx: 5 s, Caddy: 2 min), so it is never the server that closes one the
+# client is sending on. With uvicorn's default (5 s, equal to httpx's), a few webhooks in
+# a run were lost that way: a ReadError, nothing stored, nothing in the server's log.
+KEEP_ALIVE_SECONDS = 150
 AIM_RPS = 300.0
 AIM_P99_MS = 500.0
 
@@ -103,8 +111,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def web_server(url: str, *, profile_dir: Path | None, log_dir: Path) -> Iterator[str]:
-    """``uvicorn service.web:app`` as its own process on a free port; yields its base URL."""
+def web_server(url: str, *, workers: int, profile_dir: Path | None, log_dir: Path) -> Iterator[str]:
+    """``uvicorn service.web:app`` (``--workers`` processes) on a free port; yields its base
+    URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PTNUDGE_", "TWILIO_"))}
     env |= {
@@ -117,18 +126,44 @@ def web_server(url: str, *, profile_dir: Path | None, log_dir: Path) -> Iterator
         "PYTHONPATH": str(REPO_ROOT),
     }
     command = [sys.executable, "-m", "uvicorn", "service.web:app", "--port", str(port),
-               "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    if profile_dir is not None and shutil.which("py-spy"):
-        command = ["py-spy", "record", "-o", str(profile_dir / "inbound.svg"), "--", *command]
+               "--no-access-log", "--log-level", "warning", "--workers", str(workers),
+               "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS)]  # fmt: skip
     log = (log_dir / "uvicorn.log").open("wb")
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
     try:
         wait_until_up(f"http://127.0.0.1:{port}", process, log_dir / "uvicorn.log")
-        yield f"http://127.0.0.1:{port}"
+        with profiler(process.pid, profile_dir):
+            yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
         log.close()
+
+
+@contextlib.contextmanager
+def profiler(pid: int, profile_dir: Path | None) -> Iterator[None]:
+    """py-spy sampling the server (20 a second: more falls behind on two busy cores) while
+    the webhooks are sent; Ctrl-C makes it write its collapsed stacks."""
+    if profile_dir is None or not shutil.which("py-spy"):
+        yield
+        return
+    out = profile_dir / "inbound.folded"
+    spy = subprocess.Popen(
+        ["py-spy", "record", "--format", "raw", "--rate", "20", "-o", str(out), "--pid", str(pid)]
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -147,18 +182,21 @@ def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> Non
 class Outcome:
     seconds: float
     latencies: list[float]
-    errors: int
+    failures: Counter[str]  # what each failed request got: a status code or an exception
+
+    @property
+    def errors(self) -> int:
+        return sum(self.failures.values())
 
 
 async def post_all(base: str, hooks: list[Webhook], *, concurrency: int) -> Outcome:
     validator = RequestValidator(AUTH_TOKEN)
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
-    errors = 0
+    failures: Counter[str] = Counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def post(client: httpx.AsyncClient, hook: Webhook) -> None:
-        nonlocal errors
         params = {"MessageSid": hook.sid, "SmsSid": hook.sid, "From": hook.sender,
                   "To": "+13125550000", "Body": hook.body, "NumMedia": "0"}  # fmt: skip
         headers = {"X-Twilio-Signature": validator.compute_signature(PUBLIC_URL + PATH, params)}
@@ -166,16 +204,17 @@ async def post_all(base: str, hooks: list[Webhook], *, concurrency: int) -> Outc
             began = time.perf_counter()
             try:
                 answer = await client.post(PATH, data=params, headers=headers)
-                ok = answer.status_code == 200
-            except httpx.HTTPError:
-                ok = False
+                failure = "" if answer.status_code == 200 else f"HTTP {answer.status_code}"
+            except httpx.HTTPError as error:
+                failure = type(error).__name__
             latencies.append(time.perf_counter() - began)
-        errors += 0 if ok else 1
+        if failure:
+            failures[failure] += 1
 
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
         began = time.perf_counter()
         await asyncio.gather(*(post(client, hook) for hook in hooks))
-        return Outcome(time.perf_counter() - began, latencies, errors)
+        return Outcome(time.perf_counter() - began, latencies, failures)
 
 
 def stored_rows(engine: sa.Engine) -> tuple[int, int]:
@@ -199,7 +238,8 @@ def report(
     p50 = statistics.median(outcome.latencies) * 1000
     p99 = percentile(outcome.latencies, 0.99) * 1000
     exact = rows == (distinct, distinct)
-    table = Table(title=f"Inbound webhooks: one uvicorn process on PostgreSQL, N={args.n}, "
+    processes = "one uvicorn process" if args.workers == 1 else f"uvicorn --workers {args.workers}"
+    table = Table(title=f"Inbound webhooks: {processes} on PostgreSQL, N={args.n}, "
                   f"concurrency {args.concurrency}")  # fmt: skip
     for column in ("measure", "measured", "aim", "met?"):
         table.add_column(column)
@@ -212,8 +252,18 @@ def report(
     console = Console()
     console.print(table)
     console.print(f"reproduce: .venv/bin/python bench/inbound_bench.py --n {args.n} "
-                  f"--concurrency {args.concurrency} --patients {args.patients}")  # fmt: skip
+                  f"--concurrency {args.concurrency} --patients {args.patients} "
+                  f"--workers {args.workers}")  # fmt: skip
     return exact and outcome.errors == 0
+
+
+def show_failures(outcome: Outcome, log: Path) -> None:
+    """What the failed requests got, and what the server said about them (its warnings,
+    errors and tracebacks; the INFO line of every reply is left out)."""
+    console = Console(stderr=True)
+    console.print(f"failed requests: {dict(outcome.failures)}", markup=False)
+    said = [line for line in log.read_text().splitlines() if " INFO " not in line]
+    console.print("\n".join(said[-80:]) or "(the server logged nothing about them)", markup=False)
 
 
 def _met(ok: bool) -> str:
@@ -233,11 +283,13 @@ def run(args: argparse.Namespace) -> bool:
         hooks = webhooks(n=args.n, patients=args.patients, seed=args.seed)
         with (
             tempfile.TemporaryDirectory() as logs,
-            web_server(url, profile_dir=args.profile, log_dir=Path(logs)) as base,
+            web_server(
+                url, workers=args.workers, profile_dir=args.profile, log_dir=Path(logs)
+            ) as base,
         ):
             outcome = asyncio.run(post_all(base, hooks, concurrency=args.concurrency))
             if outcome.errors:
-                Console(stderr=True).print((Path(logs) / "uvicorn.log").read_text()[-4000:])
+                show_failures(outcome, Path(logs) / "uvicorn.log")
         distinct = len({hook.sid for hook in hooks})
         ok = report(args, outcome, stored_rows(engine), distinct)
         engine.dispose()
@@ -251,6 +303,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="webhooks to send (default 2000)")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight")
     parser.add_argument("--patients", type=int, default=5000, help="patients enrolled")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--seed", type=int, default=7, help="seed of the webhook mix")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy flame graph folder")
     args = parser.parse_args()

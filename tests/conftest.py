@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +142,40 @@ def committed_db(database: Database) -> Iterator[Database]:
     with database.engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
+
+
+@contextmanager
+def patient_insert_refused(db: Database, first_name: str) -> Iterator[None]:
+    """A real database error, made by the database itself: while inside, inserting a
+    patient with this first name fails (a trigger, on PostgreSQL and on SQLite alike)."""
+    if db.backend == "postgresql":
+        create = [
+            "CREATE FUNCTION test_refuse_patient() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN IF NEW.first_name = '{first_name}' THEN "
+            "RAISE EXCEPTION 'patient refused by a test trigger'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER test_refuse_patient BEFORE INSERT ON patients "
+            "FOR EACH ROW EXECUTE FUNCTION test_refuse_patient()",
+        ]
+        drop = [
+            "DROP TRIGGER test_refuse_patient ON patients",
+            "DROP FUNCTION test_refuse_patient()",
+        ]
+    else:
+        create = [
+            "CREATE TRIGGER test_refuse_patient BEFORE INSERT ON patients "
+            f"WHEN NEW.first_name = '{first_name}' "
+            "BEGIN SELECT RAISE(ABORT, 'patient refused by a test trigger'); END"
+        ]
+        drop = ["DROP TRIGGER test_refuse_patient"]
+    with db.engine.begin() as conn:
+        for statement in create:
+            conn.execute(sa.text(statement))
+    try:
+        yield
+    finally:
+        with db.engine.begin() as conn:
+            for statement in drop:
+                conn.execute(sa.text(statement))
 
 
 @pytest.fixture

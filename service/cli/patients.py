@@ -270,7 +270,9 @@ def import_(  # noqa: PLR0917 - a Typer command: its options are parameters
 ) -> None:
     """Enroll every row of a CSV. Bad rows are listed with their line numbers and the good
     ones kept; importing the same file again changes nothing; columns we do not take are
-    named in a warning and never stored. Exit 1 if any row was bad."""
+    named in a warning and never stored. Exit 1 if any row was bad, or if the database
+    failed a batch (one line names its rows: everything before them is stored, nothing from
+    them on)."""
     if not file.is_file():
         output.fail(f"{file}: no such file")
     with command_context() as ctx, output.input_errors():
@@ -278,9 +280,12 @@ def import_(  # noqa: PLR0917 - a Typer command: its options are parameters
         with ctx.sessions() as session:
             target = clinics.get_clinic(session=session, slug=clinic)
         began = time.perf_counter()
-        result = _import_with_progress(
-            ctx, target, file, dry_run=dry_run, encoding=encoding, column_map=mapping
-        )
+        try:
+            result = _import_with_progress(
+                ctx, target, file, dry_run=dry_run, encoding=encoding, column_map=mapping
+            )
+        except importing.ImportStoppedError as stopped:
+            output.fail(str(stopped))
         seconds = time.perf_counter() - began
     if result.ignored_columns:
         names = ", ".join(repr(name) for name in result.ignored_columns)

@@ -6,19 +6,32 @@ May import nothing of ptnudge but ``config``; every other package may import it.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import CursorResult, DateTime, Engine, Executable, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# What a failed statement raises: through SQLAlchemy, or from the driver used directly (COPY).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, psycopg.Error, sqlite3.Error)
+
+
+def database_error_text(error: BaseException) -> str:
+    """What the database said, in one line: the driver's message without SQLAlchemy's
+    statement and parameters (they may hold patients' data) or continuation lines."""
+    said = getattr(error, "orig", None) or error
+    lines = str(said).strip().splitlines()
+    return lines[0] if lines else type(said).__name__
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

@@ -19,7 +19,9 @@ Guarantees:
    rows are checked against what the clinic had when the import started. A row naming a
    removed or completed patient re-activates that patient, as ``patients enroll`` does.
 4. Each batch of rows is one transaction: a row is stored whole (patient, plan items,
-   welcome message, consent record) or not at all.
+   welcome message, consent record, re-activation) or not at all. Batches commit in the
+   order of the file, so when the database fails one (``ImportStoppedError``: its lines and what
+   the database said), every batch before it is stored whole and nothing from it on.
 
 Speed (target: 100,000 rows at 5,000 rows/s into PostgreSQL on two cores; see
 ``bench/import_bench.py``): next-due times are computed once per distinct schedule (zone,
@@ -38,6 +40,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import audit
-from service.db import Base
+from service.db import DATABASE_ERRORS, Base, database_error_text
 from service.db.bulk import Columns
 from service.db.dialects import bulk_loader, commit_without_waiting_for_disk
 from service.enrollment import plans
@@ -126,6 +129,22 @@ class ImportFileError(ValueError):
     """The file as a whole cannot be imported; nothing was stored."""
 
 
+class ImportStoppedError(Exception):
+    """The database failed while storing one batch: that batch is stored not at all, every
+    batch before it whole, nothing after it (``result`` counts what was stored)."""
+
+    def __init__(self, *, first_line: int, last_line: int, cause: str, result: ImportResult):
+        self.first_line = first_line
+        self.last_line = last_line
+        self.cause = cause
+        self.result = result
+        super().__init__(
+            f"the import stopped at the batch of lines {first_line}-{last_line}: the database "
+            f"said: {cause}. Nothing from line {first_line} on was stored; the rows before it "
+            f"were ({result.added:,} added). Importing the file again adds the rest."
+        )
+
+
 @dataclass
 class ImportResult:
     added: int = 0
@@ -173,7 +192,8 @@ def import_csv(
        (the clinic's patients are read once, up front); re-activate the removed or
        completed patients rows name.
     3. Unless a dry run, insert patients (skipping phones that appeared meanwhile), their
-       plan items with next-due times, welcome messages and consent audit rows; commit.
+       plan items with next-due times, welcome messages and consent audit rows; commit, in
+       the order of the file. A batch the database fails raises ImportStoppedError.
     """
     parsed = parse_csv(_decode(path.read_bytes(), encoding), column_map=column_map)
     rows = parsed.rows
@@ -182,21 +202,34 @@ def import_csv(
     seen, ended = _keys_at_clinic(sessions=sessions, clinic=clinic)
     writer = _Writer(sessions=sessions, clinic=clinic, actor=actor, now=now)
     tally = _Tally(result=result, total=len(rows), progress=progress)
-    with _Pipeline(workers=WRITERS if writer.loader.concurrent_writers else 0) as pipeline:
-        for batch in _batches(rows, batch_size):
-            valid = _validate(batch, clinic=clinic, now=now, programs=programs, result=result)
+    workers = WRITERS if writer.loader.concurrent_writers else 0
+    with _stopped_at_batch(result), _Pipeline(workers=workers, done=tally.add) as pipeline:
+        for part in _batches(rows, batch_size):
+            valid = _validate(part, clinic=clinic, now=now, programs=programs, result=result)
             new, revived = _new_rows(valid, seen, ended, result)
-            result.reactivated += len(revived)
-            if revived and not dry_run:
-                writer.reactivate(revived)
+            batch = _Batch(part[0].line, part[-1].line, new, revived, len(part))
             if dry_run:
-                tally.add([_Written(added=len(new), unchanged=0, rows=len(batch))])
+                tally.add(_Written(len(new), 0, len(revived), batch.size))
             else:
-                tally.add(pipeline.submit(writer.write, new, len(batch)))
-        tally.add(pipeline.drain())
+                pipeline.submit(writer.write, batch)
+        pipeline.drain()
     if not dry_run:
         _record_import(sessions=sessions, clinic=clinic, actor=actor, path=path, result=result)
     return result
+
+
+@contextmanager
+def _stopped_at_batch(result: ImportResult) -> Iterator[None]:
+    """A batch the database failed, told as where the import stopped and what it stored."""
+    try:
+        yield
+    except _BatchError as failed:
+        raise ImportStoppedError(
+            first_line=failed.first_line,
+            last_line=failed.last_line,
+            cause=failed.cause,
+            result=result,
+        ) from failed.__cause__
 
 
 @dataclass
@@ -212,13 +245,13 @@ class _Tally:
         if self.progress:
             self.progress(0, self.total)
 
-    def add(self, outcomes: list[_Written]) -> None:
-        for outcome in outcomes:
-            self.handled += outcome.rows
-            self.result.added += outcome.added
-            self.result.unchanged += outcome.unchanged
-            if self.progress:
-                self.progress(self.handled, self.total)
+    def add(self, outcome: _Written) -> None:
+        self.handled += outcome.rows
+        self.result.added += outcome.added
+        self.result.unchanged += outcome.unchanged
+        self.result.reactivated += outcome.reactivated
+        if self.progress:
+            self.progress(self.handled, self.total)
 
 
 def _validate(
@@ -464,10 +497,31 @@ def _keys(phone: str | None, email: str | None, first_name: str) -> list[Key]:
 
 
 @dataclass(frozen=True)
+class _Batch:
+    """Rows of the file from ``first_line`` to ``last_line``: the new patients among them,
+    and the removed or completed ones they re-activate."""
+
+    first_line: int
+    last_line: int
+    new: list[tuple[int, ValidEnrollment]]
+    revived: Revived
+    size: int  # rows of the file the batch covers (for progress)
+
+
+@dataclass(frozen=True)
 class _Written:
     added: int
     unchanged: int  # phones enrolled by someone else between the check and the insert
+    reactivated: int
     rows: int  # rows of the file the batch covered (for progress)
+
+
+class _BatchError(Exception):
+    """The database failed this batch (its transaction rolled back); ``__cause__`` is why."""
+
+    def __init__(self, batch: _Batch, cause: str) -> None:
+        super().__init__(f"lines {batch.first_line}-{batch.last_line}: {cause}")
+        self.first_line, self.last_line, self.cause = batch.first_line, batch.last_line, cause
 
 
 class _Pipeline:
@@ -480,8 +534,9 @@ class _Pipeline:
     writers' transactions never wait on each other.
     """
 
-    def __init__(self, *, workers: int) -> None:
+    def __init__(self, *, workers: int, done: Callable[[_Written], None]) -> None:
         self._workers = workers
+        self._done = done  # told of each batch stored, in the order of the file
         self._pool = ThreadPoolExecutor(workers, "import-writer") if workers else None
         self._pending: deque[Future[_Written]] = deque()
 
@@ -490,30 +545,33 @@ class _Pipeline:
 
     def __exit__(self, *exc: object) -> None:
         # On an error, batches not yet started are dropped; those running finish (each is
-        # one transaction: stored whole or not at all).
+        # one transaction: stored whole or not at all; one after a failed batch rolls back).
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def submit(
-        self,
-        write: Callable[[list[tuple[int, ValidEnrollment]], int], _Written],
-        rows: list[tuple[int, ValidEnrollment]],
-        size: int,
-    ) -> list[_Written]:
-        """Hand over a batch; returns the outcomes of batches finished to make room (their
-        errors are raised here)."""
+        self, write: Callable[[_Batch, Future[_Written] | None], _Written], batch: _Batch
+    ) -> None:
+        """Hand over a batch, after waiting for the oldest ones to make room (their errors
+        are raised here). ``write`` gets the batch before it, still running or None: it
+        commits only once that one has."""
         if self._pool is None:
-            return [write(rows, size)]
-        finished = []
+            self._done(write(batch, None))
+            return
         while len(self._pending) >= self._workers:
-            finished.append(self._pending.popleft().result())
-        self._pending.append(self._pool.submit(write, rows, size))
-        return finished
+            self._done(self._pending.popleft().result())
+        before = self._pending[-1] if self._pending else None
+        self._pending.append(self._pool.submit(write, batch, before))
 
-    def drain(self) -> list[_Written]:
-        finished = [future.result() for future in self._pending]
-        self._pending.clear()
-        return finished
+    def drain(self) -> None:
+        while self._pending:
+            self._done(self._pending.popleft().result())
+
+
+def _committed(before: Future[_Written] | None) -> None:
+    """Wait until the batch before has committed; its failure is raised here."""
+    if before is not None:
+        before.result()
 
 
 @dataclass(frozen=True)
@@ -553,38 +611,48 @@ class _Writer:
         self._welcomes: dict[ChannelChoice, _Template] = {}
         self._audits: dict[tuple[Any, ...], _Template] = {}
 
-    def reactivate(self, revived: Revived) -> None:
-        """Enroll removed or completed patients again, as ``patients enroll`` does (few
-        rows: one patient at a time, in one transaction)."""
-        with self.sessions() as session, session.begin():
-            for patient_id, valid in revived:
-                patient = session.get(Patient, patient_id)
-                if patient is not None and patient.status.ended:
-                    reactivate(
-                        session=session,
-                        patient=patient,
-                        valid=valid,
-                        actor=self.actor,
-                        now=self.now,
-                        source="import",
-                    )
+    def write(self, batch: _Batch, before: Future[_Written] | None) -> _Written:
+        """Store one batch in one transaction: re-activations, then patients (their ids come
+        back), then their plan items, welcome messages and consent rows. The commit waits
+        for the batch ``before`` it: a batch after a failed one rolls back too."""
+        if not batch.new and not batch.revived:
+            _committed(before)
+            return _Written(0, 0, 0, batch.size)
+        try:
+            with self.sessions() as session, session.begin():
+                # The import's last commit is synchronous and flushes all of these: when
+                # import_csv returns, every batch is durable; until then a crash may lose the
+                # latest batches, which re-importing restores.
+                commit_without_waiting_for_disk(session)
+                self._reactivate(session, batch.revived)
+                added = self._store(session, batch.new) if batch.new else 0
+                _committed(before)
+        except DATABASE_ERRORS as error:
+            raise _BatchError(batch, database_error_text(error)) from error
+        return _Written(added, len(batch.new) - added, len(batch.revived), batch.size)
 
-    def write(self, rows: list[tuple[int, ValidEnrollment]], size: int) -> _Written:
-        """Store one batch in one transaction: patients first (their ids come back), then
-        their plan items, welcome messages and consent rows."""
-        if not rows:
-            return _Written(0, 0, size)
-        with self.sessions() as session, session.begin():
-            # The import's last commit is synchronous and flushes all of these: when
-            # import_csv returns, every batch is durable; until then a crash may lose the
-            # latest batches, which re-importing restores.
-            commit_without_waiting_for_disk(session)
-            ids = self._insert_patients(session, rows)
-            children = self._children(rows, ids)
-            for target in (_PLAN_ITEMS, _REMINDERS, _AUDIT):
-                columns = children.columns.get(target.name, ())
-                self.loader.write(session, target, columns, children.rows.get(target.name, []))
-        return _Written(len(ids), len(rows) - len(ids), size)
+    def _reactivate(self, session: Session, revived: Revived) -> None:
+        """Enroll removed or completed patients again, as ``patients enroll`` does (few
+        rows: one patient at a time)."""
+        for patient_id, valid in revived:
+            patient = session.get(Patient, patient_id)
+            if patient is not None and patient.status.ended:
+                reactivate(
+                    session=session,
+                    patient=patient,
+                    valid=valid,
+                    actor=self.actor,
+                    now=self.now,
+                    source="import",
+                )
+
+    def _store(self, session: Session, rows: list[tuple[int, ValidEnrollment]]) -> int:
+        ids = self._insert_patients(session, rows)
+        children = self._children(rows, ids)
+        for target in (_PLAN_ITEMS, _REMINDERS, _AUDIT):
+            columns = children.columns.get(target.name, ())
+            self.loader.write(session, target, columns, children.rows.get(target.name, []))
+        return len(ids)
 
     def _children(self, rows: list[tuple[int, ValidEnrollment]], ids: dict[Key, int]) -> _Children:
         children = _Children()

@@ -12,8 +12,8 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TypeAlias
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from service import audit
 from service.db import rows_changed
@@ -80,8 +80,35 @@ def opted_out_channels(*, session: Session, patient: Patient) -> list[Channel]:
 
 
 def patients_at(*, session: Session, address: str, channel: Channel) -> list[Patient]:
+    """The patients on the address, each with its clinic (loaded in the same query: the
+    answer to a text names it)."""
+    return list(session.scalars(_patients_at(address, channel)))
+
+
+def patients_and_listing(
+    *, session: Session, address: str, channel: Channel
+) -> tuple[list[Patient], bool]:
+    """``patients_at`` and whether the address is on the ledger, in one query when anyone
+    is enrolled on it (a text's first reads)."""
+    channel_key, normalized = key(channel, address)
+    listed = (
+        select(OptOut.address)
+        .where(OptOut.channel == channel_key, OptOut.address == normalized)
+        .exists()
+    )
+    rows = session.execute(_patients_at(address, channel).add_columns(listed)).tuples().all()
+    if not rows:
+        return [], is_opted_out(session=session, address=address, channel=channel)
+    return [patient for patient, _ in rows], bool(rows[0][1])
+
+
+def _patients_at(address: str, channel: Channel) -> Select[tuple[Patient]]:
     column = Patient.phone if channel is Channel.SMS else func.lower(Patient.email)
-    return list(session.scalars(select(Patient).where(column == normalize_address(address))))
+    return (
+        select(Patient)
+        .options(joinedload(Patient.clinic))
+        .where(column == normalize_address(address))
+    )
 
 
 def opt_out(

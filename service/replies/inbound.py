@@ -40,11 +40,11 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from service import metrics
+from service.db.dialects import insert_ignoring_duplicates
 from service.delivery.messages import patient_context
 from service.delivery.rendering import (
     QUESTION_KINDS,
@@ -115,6 +115,15 @@ class InboundResult:
     alert_inbound_id: int | None  # set: enqueue the clinic alert for this message (after commit)
 
 
+@dataclass
+class Ledger:
+    """The number's place on the opt-out ledger, read once per text: as it was before the
+    text (on a replay: now), and as the handler left it (the answer reads that)."""
+
+    before: bool
+    now: bool
+
+
 @dataclass(frozen=True)
 class InboundContext:
     """One stored inbound text and what its handler and its answer read."""
@@ -126,9 +135,14 @@ class InboundContext:
     # Enrolled on the number; first: whose actionable reminder went out last (it names the
     # clinic), then the newest enrolled.
     patients: list[Patient]
-    opted_out: bool  # the number was opted out before this text (on a replay: now)
+    ledger: Ledger
     now: dt.datetime  # when the text arrived
     window: dt.timedelta  # how far back a reply may answer a reminder
+
+    @property
+    def opted_out(self) -> bool:
+        """The number was opted out before this text (on a replay: now)."""
+        return self.ledger.before
 
 
 Handler = Callable[[InboundContext], Command]
@@ -165,7 +179,10 @@ def handle_sms(
 
 def enrolled_at(*, session: Session, address: str) -> list[Patient]:
     """Patients on the number who are still enrolled, newest first (it names the clinic)."""
-    patients = optouts.patients_at(session=session, address=address, channel=Channel.SMS)
+    return _enrolled(optouts.patients_at(session=session, address=address, channel=Channel.SMS))
+
+
+def _enrolled(patients: list[Patient]) -> list[Patient]:
     active = [p for p in patients if p.status is not PatientStatus.REMOVED]
     return sorted(active, key=lambda p: (p.created_at, p.id), reverse=True)
 
@@ -176,25 +193,23 @@ def enrolled_at(*, session: Session, address: str) -> list[Patient]:
 def _claim(
     session: Session, *, message_sid: str, address: str, body: str, now: dt.datetime
 ) -> InboundMessage | None:
-    """Insert the message, or return None when this MessageSid was stored already."""
-    if _stored(session, message_sid) is not None:
-        return None
-    inbound = InboundMessage(
-        provider_id=message_sid,
-        channel=Channel.SMS,
-        from_address=address,
-        body=body,
-        command=Command.OTHER.value,
-        needs_attention=False,
-        received_at=now,
+    """Insert the message, or return None when this MessageSid was stored already: one
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING``, which waits for a concurrent delivery of
+    the same webhook to commit and then inserts nothing."""
+    claim = (
+        insert_ignoring_duplicates(InboundMessage, session=session, unique=["provider_id"])
+        .values(
+            provider_id=message_sid,
+            channel=Channel.SMS,
+            from_address=address,
+            body=body,
+            command=Command.OTHER.value,
+            needs_attention=False,
+            received_at=now,
+        )
+        .returning(InboundMessage)
     )
-    try:
-        # A concurrent delivery of the same webhook waits on the unique key, then fails here.
-        with session.begin_nested():
-            session.add(inbound)
-    except IntegrityError:
-        return None
-    return inbound
+    return session.scalars(claim).first()
 
 
 def _stored(session: Session, message_sid: str) -> InboundMessage | None:
@@ -211,15 +226,16 @@ def _replay(*, session: Session, settings: Settings, message_sid: str) -> Inboun
 
 
 def _context(*, session: Session, settings: Settings, inbound: InboundMessage) -> InboundContext:
+    on_number, listed = optouts.patients_and_listing(
+        session=session, address=inbound.from_address, channel=Channel.SMS
+    )
     return InboundContext(
         session=session,
         settings=settings,
         inbound=inbound,
         reply=parse_reply(inbound.body),
-        patients=_by_last_sent(session, enrolled_at(session=session, address=inbound.from_address)),
-        opted_out=optouts.is_opted_out(
-            session=session, address=inbound.from_address, channel=Channel.SMS
-        ),
+        patients=_by_last_sent(session, _enrolled(on_number)),
+        ledger=Ledger(before=listed, now=listed),
         now=inbound.received_at,
         window=dt.timedelta(hours=settings.reply_window_hours),
     )
@@ -328,6 +344,7 @@ def _opt_out(ctx: InboundContext) -> None:
         detail={"message": inbound.body, "message_sid": inbound.provider_id},
         now=inbound.received_at,
     )
+    ctx.ledger.now = True
 
 
 def _start(ctx: InboundContext) -> Command:
@@ -341,6 +358,7 @@ def _start(ctx: InboundContext) -> Command:
         actor=ACTOR,
         source="sms_keyword",
     )
+    ctx.ledger.now = False
     for patient in ctx.patients:
         # Missed reminders are not replayed: the schedule resumes from now.
         refresh_next_due(patient=patient, after=ctx.now)
@@ -352,15 +370,23 @@ def _done_or_skipped(ctx: InboundContext) -> Command:
     reminder = _latest_open(ctx)
     if reminder is not None:
         outcome = Outcome.DONE if command is Command.DONE else Outcome.SKIPPED
-        record_outcome(session=ctx.session, reminder=reminder, outcome=outcome, now=ctx.now)
+        with ctx.session.no_autoflush:  # as in _latest_open: the rest is written once, at the end
+            record_outcome(session=ctx.session, reminder=reminder, outcome=outcome, now=ctx.now)
         _attach(ctx.inbound, reminder.patient, reminder)
     return command
 
 
 def _latest_open(ctx: InboundContext) -> Reminder | None:
     """The actionable reminder that went out last to one of the patients within the reply
-    window and has no answer yet."""
+    window and has no answer yet. Read without flushing first: what the text changed so far
+    (who replied, whom the text belongs to) is no part of the query, and is written once, with
+    the rest, at the end."""
     now = ctx.now
+    with ctx.session.no_autoflush:
+        return _latest_open_query(ctx, now)
+
+
+def _latest_open_query(ctx: InboundContext, now: dt.datetime) -> Reminder | None:
     return ctx.session.scalars(
         select(Reminder)
         .where(
@@ -603,9 +629,7 @@ def _result(ctx: InboundContext) -> InboundResult:
 
 
 def _opted_out_now(ctx: InboundContext) -> bool:
-    return optouts.is_opted_out(
-        session=ctx.session, address=ctx.inbound.from_address, channel=Channel.SMS
-    )
+    return ctx.ledger.now
 
 
 def _twilio_answered(ctx: InboundContext) -> bool:

@@ -16,7 +16,7 @@ from service.cli.app import app
 from service.enrollment import optouts
 from service.enrollment.clinics import add_clinic
 from service.models import AuditEvent, Channel, Patient, Reminder, ReminderStatus
-from tests.conftest import Database
+from tests.conftest import Database, patient_insert_refused
 from tests.factories import CORE_KINDS
 
 PATIENT_FIELDS = {
@@ -254,6 +254,26 @@ def test_import_json_reports_counts_and_errors_by_line(clinics: Database, tmp_pa
     assert (report["rows"], report["added"], report["unchanged"]) == (2, 1, 0)
     assert report["errors"] == [{"line": 3, "reason": "phone 'nope' is not a valid number for US"}]
     assert (json.loads(again.stdout)["added"], json.loads(again.stdout)["unchanged"]) == (0, 1)
+
+
+def test_an_import_the_database_stops_is_one_error_line_naming_the_batch(
+    clinics: Database, tmp_path: Path
+) -> None:
+    """1,500 rows in batches of 1,000; the database refuses a row of the second one."""
+    lines = ["first_name,phone"] + [f"Pat {n},(773) 201-{n:04d}" for n in range(1500)]
+    csv_file = write(tmp_path / "export.csv", "\n".join(lines) + "\n")
+
+    with patient_insert_refused(clinics, "Pat 1200"):
+        result = run(clinics, "patients", "import", str(csv_file), "--clinic", "back-clinic")
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines() == [
+        "error: the import stopped at the batch of lines 1002-1501: the database said: "
+        "patient refused by a test trigger. Nothing from line 1002 on was stored; the rows "
+        "before it were (1,000 added). Importing the file again adds the rest."
+    ]
+    assert patient_count(clinics) == 1000
 
 
 def test_import_dry_run_stores_nothing(clinics: Database, tmp_path: Path) -> None:

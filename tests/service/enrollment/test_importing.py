@@ -18,6 +18,7 @@ from service.enrollment.clinics import add_clinic
 from service.enrollment.importing import (
     ImportFileError,
     ImportResult,
+    ImportStoppedError,
     canonical_column,
     import_csv,
     parse_column_map,
@@ -26,7 +27,7 @@ from service.enrollment.patients import EnrollmentRequest, enroll, remove
 from service.enrollment.plans import schedule_for
 from service.enrollment.scheduling import next_due_by_item
 from service.models import AuditEvent, Clinic, Patient, PatientStatus, PlanItem, Reminder
-from tests.conftest import Database
+from tests.conftest import Database, patient_insert_refused
 
 NOW = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
 ACTOR = "cli:staff"
@@ -525,3 +526,54 @@ def test_a_nul_byte_is_that_rows_error_and_the_dry_run_agrees(
     assert dry.errors == real.errors == [(4, "first_name contains a control character")]
     with committed_db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Patient)) == 4
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_fifteen_hundred_rows_with_a_nul_byte_on_postgresql(
+    committed_db: Database, clinic: Clinic, tmp_path: Path
+) -> None:
+    """The acceptance test: the NUL byte that crashed the import on PostgreSQL after its
+    first 1,000 patients is that row's error; every other row is kept, and the dry run said
+    the same beforehand."""
+    rows = [good_row(n) for n in range(1500)]
+    rows[1234][0] = "Pat\x00rick"  # in the second batch of 1,000: line 1236
+    path = write_csv(tmp_path / "nul.csv", rows)
+
+    dry = run(committed_db, clinic, path, dry_run=True)
+    real = run(committed_db, clinic, path)
+
+    assert dry.added == real.added == 1499
+    assert dry.errors == real.errors == [(1236, "first_name contains a control character")]
+    assert count(committed_db, Patient) == 1499
+    assert count(committed_db, Reminder) == 1499
+
+
+def test_a_database_error_stops_the_import_at_its_batch_and_keeps_every_batch_before(
+    committed_db: Database, clinic: Clinic, tmp_path: Path
+) -> None:
+    """Batches of 500: the database refuses a row of the second (lines 502-1001). The first
+    batch is stored whole, the second not at all, and the third (already being written on
+    PostgreSQL, beside the second) rolls back with it: the file is stored up to a line."""
+    path = write_csv(tmp_path / "patients.csv", [good_row(n) for n in range(1500)])
+
+    with (
+        patient_insert_refused(committed_db, "Patient 700"),
+        pytest.raises(ImportStoppedError) as stopped,
+    ):
+        run(committed_db, clinic, path, batch_size=500)
+
+    assert (stopped.value.first_line, stopped.value.last_line) == (502, 1001)
+    assert "patient refused by a test trigger" in stopped.value.cause
+    assert stopped.value.result.added == 500
+    assert str(stopped.value).startswith("the import stopped at the batch of lines 502-1001")
+    with committed_db.sessions() as session:
+        names = set(session.scalars(select(Patient.first_name)))
+        patients_with_plans = session.scalar(select(func.count(func.distinct(PlanItem.patient_id))))
+    assert names == {f"Patient {n}" for n in range(500)}
+    assert patients_with_plans == 500
+    assert count(committed_db, Reminder) == 500  # the welcomes of the first batch only
+
+    again = run(committed_db, clinic, path, batch_size=500)
+
+    assert (again.added, again.unchanged, again.errors) == (1000, 500, [])
+    assert count(committed_db, Patient) == 1500

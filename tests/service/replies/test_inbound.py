@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
@@ -257,6 +257,33 @@ def test_done_after_a_stretch_reminder_marks_it_done(
     assert "Stretching recorded" in result.reply_text
     row = inbound_rows(session)[-1]
     assert (row.command, row.reminder_id, row.needs_attention) == ("done", reminder.id, False)
+
+
+@pytest.mark.parametrize(("body", "budget"), [("Done!", 7), ("what time is my visit?", 4)])
+def test_a_reply_costs_a_handful_of_statements(
+    session: Session, settings: Settings, patient: Patient, body: str, budget: int
+) -> None:
+    """A burst of replies follows every 09:00 reminder: each statement is a round trip to
+    the database while Twilio waits (bench/inbound_bench.py measures the time; this keeps
+    the count from creeping back). Nothing is in the session beforehand, as in a request."""
+    reminder = add_reminder(session, patient, kind="stretch")
+    phone = patient.phone or ""
+    session.expunge_all()
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]).split("\n")[0])
+
+    connection = session.connection()
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        sms(session, settings, phone, body)
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+
+    assert len(statements) <= budget, statements
+    row = inbound_rows(session)[-1]
+    assert row.reminder_id == (reminder.id if body == "Done!" else None)
 
 
 def test_done_counts_for_the_latest_open_reminder_only(
