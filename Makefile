@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := .ptnudge/demo
+# Test processes side by side (pytest-xdist): each test has its own databases, Redis keys
+# and ports, so they never see each other.
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install prereqs demo run test test-fast lint fmt typecheck audit templates migrate bench clean
@@ -32,10 +35,11 @@ prereqs: ## what the suite needs besides .venv (Chromium: installed through apt 
 
 test: $(STAMP) prereqs ## the whole suite: SQLite and PostgreSQL, Redis, real workers, fake providers
 	$(BIN)/ptnudge templates check
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) -m "not integration"
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) -m integration
 
 test-fast: $(STAMP) ## unit tests only (no worker processes)
-	$(BIN)/pytest -q -p no:cacheprovider -m "not integration"
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) -m "not integration"
 
 lint: $(STAMP) ## ruff, formatting and mypy --strict
 	$(BIN)/ruff check .

@@ -46,6 +46,18 @@ PRODUCTION_SETTINGS: dict[str, object] = {
 }
 pytest_plugins = ["tests.log_audit"]
 
+# A test's ``record_property(SUMMARY_TABLE, text)`` is printed after the run, whatever its
+# outcome: the way to show a measured table (the reply corpus) that works under xdist too.
+SUMMARY_TABLE = "summary_table"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, value in getattr(report, "user_properties", ()):
+                if name == SUMMARY_TABLE and report.when == "call":
+                    terminalreporter.write_line("\n" + str(value))
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Fail the whole run loudly, before any test, when the required servers are down."""

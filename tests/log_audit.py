@@ -3,6 +3,9 @@
 Every record logged in the test process (INFO and up, DEBUG where a test asks for it) is
 written to a file, as are the logs of the worker and beat processes the integration tests
 start. At the end of the run each file is scanned; a finding fails the run with the line.
+With pytest-xdist (``make test`` runs with ``-n``) every worker writes to the same folder,
+which the controller names in ``PYTEST_PTNUDGE_LOG_DIR`` before it starts them, and the
+controller scans it once all of them are done.
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ FULL_NUMBER = re.compile(r"(?<![\w*])(?:\+|%2B)\d{10,15}(?!\w)")
 # Every reminder body ends with its reply instruction; system messages name HELP and STOP.
 BODY_MARKERS = ("Reply DONE", "Responde LISTO", "Reply HELP for help")
 
-# One folder per test run: runs side by side never read or delete each other's logs.
-LOG_DIR = Path(tempfile.gettempdir()) / f"ptnudge-test-logs-{os.getpid()}"
+# One folder per test run: runs side by side never read or delete each other's logs. An
+# xdist worker is given its controller's folder.
+SHARED_DIR = "PYTEST_PTNUDGE_LOG_DIR"
+LOG_DIR = Path(
+    os.environ.get(SHARED_DIR) or Path(tempfile.gettempdir()) / f"ptnudge-test-logs-{os.getpid()}"
+)
 _state: dict[str, Path] = {}
 
 
@@ -35,18 +42,19 @@ def findings(path: Path) -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):
-        return
     folder = LOG_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "test-process.log"
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    path = folder / (f"test-process-{worker}.log" if worker else "test-process.log")
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(min(root.level or logging.INFO, logging.INFO))
-    _state["folder"] = folder
+    if worker is None:  # the controller (or a run without xdist) scans, after every worker
+        os.environ[SHARED_DIR] = str(folder)
+        _state["folder"] = folder
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

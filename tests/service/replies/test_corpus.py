@@ -1,17 +1,20 @@
 """The reply parser measured on a labelled corpus of replies written as patients write them
 (``tests/data/replies_corpus.tsv``), most of them unlike the examples the rules were built
-from. The confusion table is printed whatever the outcome (``pytest -s`` not needed)."""
+from. The confusion table is printed at the end of the run whatever the outcome (``pytest -s``
+not needed, with or without xdist: ``tests/conftest.py`` prints each ``SUMMARY_TABLE``)."""
 
 from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from service.replies.parser import parse_reply
+from tests.conftest import SUMMARY_TABLE
 
 CORPUS = Path(__file__).parents[2] / "data" / "replies_corpus.tsv"
 MIN_AGREEMENT = 0.95
@@ -68,10 +71,10 @@ def test_the_corpus_is_large_and_bilingual(cases: list[Case]) -> None:
 
 
 def test_the_corpus_reads_as_labelled(
-    cases: list[Case], capsys: pytest.CaptureFixture[str]
+    cases: list[Case], record_property: Callable[[str, object], None]
 ) -> None:
-    with capsys.disabled():
-        print("\nReply corpus: confusion table (expected down, read across)\n" + _table(cases))
+    table = "Reply corpus: confusion table (expected down, read across)\n" + _table(cases)
+    record_property(SUMMARY_TABLE, table)
     missed = [c for c in cases if c.expected in ALARMS and c.got not in ALARMS]
     false_done = [c for c in cases if c.got == "done" and c.expected != "done"]
     acks_as_done = [c for c in false_done if c.expected == "ack"]
@@ -100,12 +103,13 @@ def _independent_cases() -> list[Case]:
 
 
 def test_the_independent_corpus_misses_no_red_flag_and_raises_no_false_alarm(
-    capsys: pytest.CaptureFixture[str],
+    record_property: Callable[[str, object], None],
 ) -> None:
     cases = _independent_cases()
     alarm = {"warning", "stop+warning"}
-    with capsys.disabled():
-        print("\nIndependent corpus (expected down, read across)\n" + _table(cases))
+    record_property(
+        SUMMARY_TABLE, "Independent corpus (expected down, read across)\n" + _table(cases)
+    )
     assert len(cases) >= 200
     assert [c for c in cases if c.expected == "warning" and c.got not in alarm] == []
     assert [c for c in cases if c.got in alarm and c.expected != "warning"] == []
