@@ -76,13 +76,19 @@ def run_tick(
     started = time.perf_counter()
     rules = dataclasses.replace(dispatch_rules(settings), ahead=ahead)
     total = DispatchResult()
-    # Programs first: a patient whose phase began or whose program ended at midnight gets
-    # today's plan (or nothing) before anything of theirs is dispatched.
-    with transaction(sessions) as session:
-        advance_programs(session=session, now=now or utcnow(), programs_dir=settings.programs_dir)
-    for _ in range(MAX_BATCHES):
+    for number in range(MAX_BATCHES):
         with transaction(sessions) as session:
+            if number == 0:
+                # Programs first: a patient whose phase began or whose program ended at
+                # midnight gets today's plan (or nothing) before anything of theirs is
+                # dispatched. The same transaction: an idle pass is one round of probes.
+                advance_programs(
+                    session=session, now=now or utcnow(), programs_dir=settings.programs_dir
+                )
             batch = dispatch_due(session=session, rules=rules, now=now or utcnow())
+            last = batch.claimed < rules.batch_size or number == MAX_BATCHES - 1
+            if last:
+                metrics.QUEUE_LAG.set(waiting_to_send(session))
         total.items += batch.items
         total.created += batch.created
         total.expired += batch.expired
@@ -91,11 +97,9 @@ def run_tick(
         total.send_at.update(batch.send_at)
         if after_commit is not None and batch.to_send:
             after_commit(batch)
-        if batch.claimed < rules.batch_size:
+        if last:
             break
     metrics.TICK_SECONDS.observe(time.perf_counter() - started)
-    with sessions() as session:
-        metrics.QUEUE_LAG.set(waiting_to_send(session))
     return total
 
 
