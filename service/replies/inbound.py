@@ -535,8 +535,8 @@ def _checkin(ctx: InboundContext, question: Reminder) -> Command:
     """Days of exercise this week, 0-7; another number is stored nowhere (the answer asks
     again, with the range)."""
     _attach(ctx.inbound, question.patient, question)
-    days = _given(ctx.reply)
-    if days in CHECKIN_DAYS:
+    days = _checkin_days(ctx.reply)
+    if days is not None:
         ctx.session.add(
             CheckinAnswer(
                 patient_id=question.patient_id,
@@ -549,9 +549,10 @@ def _checkin(ctx: InboundContext, question: Reminder) -> Command:
     return Command.CHECKIN
 
 
-def _given(reply: Reply) -> int | None:
-    """The number the patient wrote, in range or not."""
-    return reply.error.given if reply.error is not None else reply.number
+def _checkin_days(reply: Reply) -> int | None:
+    """The days of exercise a reply gives, when it is an answer the check-in takes (0-7)."""
+    given = reply.error.given if reply.error is not None else reply.number
+    return given if given in CHECKIN_DAYS else None
 
 
 def _open_question(ctx: InboundContext, *, kinds: Sequence[str]) -> Reminder | None:
@@ -702,11 +703,9 @@ def _answer_checkin(ctx: InboundContext) -> list[Answer]:
     """The days recorded, or (nothing recorded: out of range) the range to answer in."""
     if _opted_out_now(ctx):
         return []
-    answer = ctx.session.scalars(
-        select(CheckinAnswer).where(CheckinAnswer.inbound_id == ctx.inbound.id)
-    ).first()
-    if answer is not None:
-        return [("checkin_ack", {"n": answer.days})]
+    days = _checkin_days(ctx.reply)  # what the handler stored, read by the same rule
+    if days is not None:
+        return [("checkin_ack", {"n": days})]
     low, high = CHECKIN_DAYS.start, CHECKIN_DAYS.stop - 1
     return [("out_of_range", {"command": "checkin", "low": low, "high": high})]
 
