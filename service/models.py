@@ -29,6 +29,7 @@ from sqlalchemy import (
     or_,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from service.db import Base
@@ -342,10 +343,16 @@ class InboundMessage(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(120), default=None)
     ack_note: Mapped[str | None] = mapped_column(Text, default=None)
 
-    @property
+    @hybrid_property
     def open(self) -> bool:
-        """Waiting for a person at the clinic: it needed one and nobody has closed it."""
+        """Waiting for a person at the clinic: it needed one and nobody has closed it (in a
+        query too: ``where(InboundMessage.open)``)."""
         return self.needs_attention and self.acknowledged_at is None
+
+    @open.inplace.expression
+    @classmethod
+    def _open_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.needs_attention.is_(True), cls.acknowledged_at.is_(None))
 
 
 class AlertStatus(enum.StrEnum):

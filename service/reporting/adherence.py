@@ -741,8 +741,7 @@ def _open_replies(*, session: Session, clinic_id: int | None) -> dict[int, tuple
         .join(Patient, Patient.id == InboundMessage.patient_id)
         .where(
             *_in_scope(clinic_id),
-            InboundMessage.needs_attention.is_(True),
-            InboundMessage.acknowledged_at.is_(None),
+            InboundMessage.open,
         )
         .order_by(InboundMessage.received_at, InboundMessage.id)
     )

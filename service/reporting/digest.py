@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnExpressionArgument, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
@@ -212,15 +212,14 @@ def _replies(
     now: waiting is waiting, until staff close it with ``ptnudge replies ack``). A warning
     sign is listed once, under warnings."""
     is_warning = InboundMessage.command.in_(WARNING_COMMANDS)
-    conditions = [Patient.clinic_id == clinic.id, InboundMessage.received_at < end]
+    conditions: list[ColumnExpressionArgument[bool]] = [
+        Patient.clinic_id == clinic.id,
+        InboundMessage.received_at < end,
+    ]
     if warnings:
         conditions.append(is_warning)
     else:
-        conditions += [
-            InboundMessage.needs_attention.is_(True),
-            InboundMessage.acknowledged_at.is_(None),
-            ~is_warning,
-        ]
+        conditions += [InboundMessage.open, ~is_warning]
     if start is not None:
         conditions.append(InboundMessage.received_at >= start)
     stmt = (
