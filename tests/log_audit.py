@@ -27,9 +27,12 @@ BODY_MARKERS = ("Reply DONE", "Responde LISTO", "Reply HELP for help")
 # One folder per test run: runs side by side never read or delete each other's logs. An
 # xdist worker is given its controller's folder.
 SHARED_DIR = "PYTEST_PTNUDGE_LOG_DIR"
-LOG_DIR = Path(
+RUN_DIR = Path(
     os.environ.get(SHARED_DIR) or Path(tempfile.gettempdir()) / f"ptnudge-test-logs-{os.getpid()}"
 )
+# This test process's own files (workers, beat, web app started by its tests): test processes
+# side by side never write into each other's ``beat.log``.
+LOG_DIR = RUN_DIR / f"process-{os.getpid()}"
 _state: dict[str, Path] = {}
 
 
@@ -42,7 +45,7 @@ def findings(path: Path) -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    folder = LOG_DIR
+    folder = RUN_DIR
     folder.mkdir(parents=True, exist_ok=True)
     worker = getattr(config, "workerinput", {}).get("workerid")
     path = folder / (f"test-process-{worker}.log" if worker else "test-process.log")
@@ -61,7 +64,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     folder = _state.get("folder")
     if folder is None:
         return
-    problems = [line for path in sorted(folder.glob("*.log")) for line in findings(path)]
+    problems = [line for path in sorted(folder.rglob("*.log")) for line in findings(path)]
     if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         text = "logs hold phone numbers or message bodies:\n" + "\n".join(problems[:20])

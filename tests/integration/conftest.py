@@ -42,6 +42,8 @@ from tests.log_audit import LOG_DIR
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FROM_NUMBER = "+13125550000"
 SENT = {ReminderStatus.SENT, ReminderStatus.DELIVERED}
+SWEEP_RECEIVED = re.compile(r"Task ptnudge\.sweep\[[^\]]+\] received")
+SWEEP_FINISHED = re.compile(r"Task ptnudge\.sweep\[[^\]]+\] (?:succeeded|raised|failed)")
 # The line the ``ptnudge.sweep`` task logs when it found anything (tasks/reminders.py).
 SWEEP_LINE = re.compile(
     r"sweep: queue_depth=(?P<depth>\w+) requeued_lost=(?P<lost>\d+) "
@@ -131,7 +133,7 @@ class Pipeline:
             sys.executable, "-m", "celery", "-A", "tasks.app", "beat", "--loglevel", "INFO",
             "--schedule", str(self.tmp_path / f"{name}-schedule"),
         ]  # fmt: skip
-        LOG_DIR.mkdir(exist_ok=True)
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
         with (LOG_DIR / f"{name}.log").open("ab") as log:
             beat = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log)
         self.beats.append(beat)
@@ -147,6 +149,15 @@ class Pipeline:
         with self.db.sessions() as session:
             query = select(func.count()).where(Reminder.status.in_(OPEN_STATUSES))
             return int(session.scalar(query) or 0)
+
+    def sweeps_running(self) -> int:
+        """``ptnudge.sweep`` tasks a live worker has received and not yet finished."""
+        running = 0
+        for worker in self.workers:
+            if worker.process is not None and worker.process.poll() is None:
+                log = worker.log()
+                running += len(SWEEP_RECEIVED.findall(log)) - len(SWEEP_FINISHED.findall(log))
+        return running
 
     def reminders(self) -> list[Reminder]:
         with self.db.sessions() as session:
@@ -195,7 +206,7 @@ class Worker:
     ) -> None:
         self.env = env
         self.name = name or f"w{random.randrange(10**6)}"
-        LOG_DIR.mkdir(exist_ok=True)
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = LOG_DIR / f"{self.name}.log"
         self.concurrency = concurrency
         self.process: subprocess.Popen[bytes] | None = None

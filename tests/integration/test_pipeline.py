@@ -69,6 +69,8 @@ def recover_through_beat(pipeline: Pipeline, *, timeout: float) -> SweepTotals:
     return what the sweeps did."""
     pipeline.start_beat("beat")
     wait_until(lambda: pipeline.open_reminders() == 0, timeout=timeout, what="every reminder")
+    # A sweep commits what it settled and then logs it: let the sweeps under way finish.
+    wait_until(lambda: pipeline.sweeps_running() == 0, timeout=30, what="the sweeps to finish")
     return pipeline.sweeps()
 
 

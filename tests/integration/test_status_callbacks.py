@@ -26,7 +26,7 @@ def start_web(pipeline: Pipeline, port: int) -> subprocess.Popen[bytes]:
         sys.executable, "-m", "uvicorn", "service.web:app", "--host", "127.0.0.1",
         "--port", str(port),
     ]  # fmt: skip
-    LOG_DIR.mkdir(exist_ok=True)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
     with (LOG_DIR / "web.log").open("ab") as log:
         web = subprocess.Popen(command, cwd=REPO_ROOT, env=pipeline.env, stdout=log, stderr=log)
     wait_until(lambda: _answers(web, f"http://127.0.0.1:{port}/healthz"), timeout=60, what="web")
