@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -18,14 +19,17 @@ from sqlalchemy import (
     Select,
     SQLColumnExpression,
     Table,
+    bindparam,
     cast,
     func,
+    select,
     text,
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import TextualSelect
 
 from service.db.bulk import BulkLoader, PostgreSQLLoader, SQLiteLoader
 
@@ -67,6 +71,38 @@ def insert_ignoring_duplicates(
     whose SQLAlchemy constructs differ."""
     dialect_insert = postgresql.insert if _postgresql(session) else sqlite.insert
     return dialect_insert(target).on_conflict_do_nothing(index_elements=list(unique))
+
+
+def insert_returning_new(
+    entity: type[M], *, session: Session, unique: str, values: dict[str, Any]
+) -> M | None:
+    """Insert one row of ``entity`` and return it as a mapped object, or None when a row
+    with the same ``unique`` column is stored already (or a concurrent transaction just
+    stored one: the INSERT waits for it to commit, then inserts nothing).
+
+    The same as ``insert_ignoring_duplicates(…).values(…).returning(entity)`` at a fraction
+    of its cost: SQLAlchemy never caches its PostgreSQL- or SQLite-specific INSERT
+    (``inherit_cache = False``), and compiling it afresh on the ORM's bulk path took 3.5 of
+    the 9.6 ms of CPU an inbound DONE cost. This is SQL text both databases take, made once
+    per shape of ``values``, whose statement SQLAlchemy then caches like any other."""
+    statement = select(entity).from_statement(
+        _insert_returning_sql(entity.__table__, unique, tuple(sorted(values)))
+    )
+    return session.scalars(statement, values).first()
+
+
+@lru_cache(maxsize=32)
+def _insert_returning_sql(table: Table, unique: str, names: tuple[str, ...]) -> TextualSelect:
+    columns = [table.c[name] for name in names]  # KeyError for a name the table lacks
+    # Every name is the table's own, from the models; the values are bound parameters.
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
+        f"VALUES ({', '.join(':' + name for name in names)}) "
+        f"ON CONFLICT ({table.c[unique].name}) DO NOTHING "
+        f"RETURNING {', '.join(column.name for column in table.c)}"
+    )
+    binds = [bindparam(column.name, type_=column.type) for column in columns]
+    return text(sql).bindparams(*binds).columns(*table.c)
 
 
 def local_date(

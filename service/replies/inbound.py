@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from service import metrics
-from service.db.dialects import insert_ignoring_duplicates
+from service.db.dialects import insert_returning_new
 from service.delivery.messages import patient_context
 from service.delivery.rendering import (
     QUESTION_KINDS,
@@ -196,20 +196,20 @@ def _claim(
     """Insert the message, or return None when this MessageSid was stored already: one
     ``INSERT … ON CONFLICT DO NOTHING RETURNING``, which waits for a concurrent delivery of
     the same webhook to commit and then inserts nothing."""
-    claim = (
-        insert_ignoring_duplicates(InboundMessage, session=session, unique=["provider_id"])
-        .values(
-            provider_id=message_sid,
-            channel=Channel.SMS,
-            from_address=address,
-            body=body,
-            command=Command.OTHER.value,
-            needs_attention=False,
-            received_at=now,
-        )
-        .returning(InboundMessage)
+    return insert_returning_new(
+        InboundMessage,
+        session=session,
+        unique="provider_id",
+        values={
+            "provider_id": message_sid,
+            "channel": Channel.SMS,
+            "from_address": address,
+            "body": body,
+            "command": Command.OTHER.value,
+            "needs_attention": False,
+            "received_at": now,
+        },
     )
-    return session.scalars(claim).first()
 
 
 def _stored(session: Session, message_sid: str) -> InboundMessage | None:
