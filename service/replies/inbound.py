@@ -36,6 +36,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -97,8 +98,11 @@ class SenderError(ValueError):
     the opt-out ledger as written, and match no patient or the wrong channel)."""
 
 
+@lru_cache(maxsize=4096)
 def sender_number(raw: str) -> str:
-    """The ``From`` of an inbound SMS in E.164, or SenderError saying why not."""
+    """The ``From`` of an inbound SMS in E.164, or SenderError saying why not (remembered
+    for the numbers seen last: the webhook and ``handle_sms`` both ask, and patients text
+    from the same numbers all day)."""
     text = raw.strip()
     try:
         number = phonenumbers.parse(text, None) if text.startswith("+") else None

@@ -8,6 +8,7 @@ behind a proxy) gets 403 before anything is read or written.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from twilio.request_validator import RequestValidator
 
 from service.db import transaction
 from service.delivery.callbacks import apply_status_callback
@@ -130,12 +132,23 @@ async def signed_form(wiring: Wiring, request: Request, signature: str | None) -
         wiring.settings.twilio_auth_token is not None
         and signature is not None
         and all(isinstance(value, str) for _, value in form.multi_items())
-        and wiring.validator.validate(url, form, signature)
+        and _signed(wiring.validator, url, form, signature)
     )
     if not signed:
         log.warning("refused a %s request with a bad or missing signature", request.url.path)
         raise HTTPException(status_code=403, detail="invalid signature")
     return form
+
+
+def _signed(validator: RequestValidator, url: str, form: FormData, signature: str) -> bool:
+    """Twilio's check, cheapest first: the signature of the URL as configured, which is what
+    Twilio signs; only when that does not match, ``validate``'s full check (the URL with and
+    without an explicit port, as Twilio's back ends are known to differ), which costs two
+    more HMACs and is all a forged request ever gets."""
+    expected = validator.compute_signature(url, form)
+    if hmac.compare_digest(expected.encode(), signature.encode()):
+        return True
+    return bool(validator.validate(url, form, signature))
 
 
 def form_body(*fields: str, required: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -190,6 +190,19 @@ def test_a_signature_replayed_with_other_params_is_refused(web: Web, patient_id:
     assert count_inbound(web) == 0
 
 
+def test_a_signature_of_the_public_url_with_its_default_port_is_accepted(
+    web: Web, patient_id: int
+) -> None:
+    # Twilio's back ends sign the URL as configured, or with its port spelled out: the
+    # check of the URL as configured comes first, and the other form must still pass.
+    with_port = PUBLIC_URL.replace(".org", ".org:443") + "/twilio/inbound"
+
+    response = web.post_signed("/twilio/inbound", inbound("STOP"), url=with_port)
+
+    assert response.status_code == 200
+    assert opted_out(web)
+
+
 def test_the_signature_is_checked_against_the_public_url_not_the_host_header(
     web: Web, patient_id: int
 ) -> None:
