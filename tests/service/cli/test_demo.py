@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from service.cli.demo import ZONE, next_steps
 
 SCRIPT = Path(sys.executable).with_name("ptnudge")
+LEG_STRENGTH_WEEKDAYS = (0, 2, 4)  # stenosis-core's leg strength: mon, wed, fri
 
 
 def shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -57,9 +58,6 @@ def test_the_demo_ends_with_commands_that_work_when_pasted(tmp_path: Path) -> No
     upcoming = shell(preview, tmp_path)
     assert upcoming.returncode == 0, upcoming.stderr
     assert "Ana" in upcoming.stdout
-
-
-LEG_STRENGTH_WEEKDAYS = (0, 2, 4)
 
 
 def test_a_day_still_to_come_leaves_the_report_out_and_says_why(tmp_path: Path) -> None:
