@@ -162,7 +162,10 @@ class PostgreSQLLoader(BulkLoader[str]):
             .on_conflict_do_nothing(index_elements=list(unique))
             .returning(*returning)
         )
-        return [tuple(found) for found in session.execute(inserted)]
+        found = [tuple(row) for row in session.execute(inserted)]
+        # Dropped now, not only at commit: a transaction may insert this way more than once.
+        session.execute(text(f"DROP TABLE {staging}"))
+        return found
 
     def _encode(self, target: Table, columns: Columns, values: Iterable[Any]) -> Values:
         """Values as COPY takes them: enums by value (psycopg would write a member's name)

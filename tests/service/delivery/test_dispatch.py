@@ -370,6 +370,55 @@ def test_the_dispatcher_sends_the_day_the_preview_shows(
     assert len(sent) == 10
 
 
+def test_patients_who_share_a_plan_are_each_sent_the_day_their_preview_shows(
+    session: Session, settings: Settings
+) -> None:
+    """A pass computes a plan's day once for every patient on it: each still gets their
+    own items, channels and merges. The second patient's items were added in the reverse
+    order (their ids run against the plan's order), the third is on the same plan by
+    email and text."""
+    morning = dt.datetime(2026, 12, 2, 14, 0, tzinfo=dt.UTC)  # 08:00 CST
+    patients = [
+        patient_due(session, items=CORE_ITEMS),
+        patient_due(session, items=CORE_ITEMS[::-1]),
+        patient_due(session, items=CORE_ITEMS, channel=ChannelChoice.BOTH, email="a@example.org"),
+    ]
+    for patient in patients:
+        patient.last_reply_at = morning  # answering: no back-off
+        refresh_next_due(patient=patient, after=morning - dt.timedelta(minutes=1))
+    session.flush()
+    shown = {
+        patient.id: preview(
+            session=session,
+            settings=settings,
+            patient=patient,
+            start=morning,
+            days=1,
+            urls=PublicUrls(settings.public_url),
+        )
+        for patient in patients
+    }
+
+    for step in range(12 * 12 + 1):
+        dispatch_due(session=session, rules=RULES, now=morning + dt.timedelta(minutes=5 * step))
+
+    for patient in patients:
+        found = rows(session, patient)
+        own = {item.id: item.kind for item in patient.plan_items}
+        assert all(own[r.plan_item_id] == r.kind for r in found if r.plan_item_id is not None)
+        by_id = {r.id: r for r in found}
+        merged = [r for r in found if r.status is ReminderStatus.MERGED]
+        assert all(by_id[m.merged_into_id].channel is m.channel for m in merged if m.merged_into_id)
+        sent = [r for r in found if r.status is ReminderStatus.QUEUED]
+        carried = {
+            r.id: sorted([r.kind, *(m.kind for m in merged if m.merged_into_id == r.id)])
+            for r in sent
+        }
+        assert sorted((r.due_at, r.channel, carried[r.id]) for r in sent) == sorted(
+            (entry.due_at, entry.channel, sorted(entry.kinds)) for entry in shown[patient.id]
+        )
+
+
 def test_silence_counts_from_the_first_reminder_that_went_out_not_from_enrollment(
     session: Session,
 ) -> None:
