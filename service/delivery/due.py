@@ -20,9 +20,9 @@ import dataclasses
 import datetime as dt
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from service.db.dialects import among
@@ -46,7 +46,7 @@ class DueItem:
 class DuePatient:
     """A claimed patient and all of their plan items, by position."""
 
-    plan_items: tuple[DueItem, ...]  # first: the other fields are one row's columns
+    plan_items: tuple[DueItem, ...]  # first: the other fields are a row's first columns
     id: int
     status: PatientStatus
     paused_until: dt.date | None
@@ -62,37 +62,42 @@ class DuePatient:
     last_reply_at: dt.datetime | None
 
 
-# The columns in the order of the fields above, so that a row is the fields' values.
-_PATIENT_COLUMNS = tuple(
-    getattr(Patient, field.name)
+# Core, on the tables: selecting the mapped attributes instead would run every row through
+# the ORM's loading. The columns are in the order of the fields above, so that a row is the
+# fields' values.
+_PATIENTS = cast("Table", Patient.__table__)
+_PLAN_ITEMS = cast("Table", PlanItem.__table__)
+_PATIENT_COLUMNS = [
+    _PATIENTS.c[field.name]
     for field in dataclasses.fields(DuePatient)
     if field.name != "plan_items"
-)
-_ITEM_COLUMNS = tuple(getattr(PlanItem, field.name) for field in dataclasses.fields(DueItem))
+]
+_ITEM_COLUMNS = [_PLAN_ITEMS.c[field.name] for field in dataclasses.fields(DueItem)]
 
 
 def load_due(session: Session, item_ids: Sequence[int]) -> list[DuePatient]:
     """The patients who own these plan items, by id, each with every plan item of theirs:
     one query, a row per plan item."""
-    owners = select(PlanItem.patient_id).where(among(PlanItem.id, item_ids, session=session))
+    items = _PLAN_ITEMS.c
+    owners = select(items.patient_id).where(among(items.id, item_ids, session=session))
     query = (
         select(*_PATIENT_COLUMNS, *_ITEM_COLUMNS)
-        .join(PlanItem, PlanItem.patient_id == Patient.id)
-        .where(Patient.id.in_(owners))
-        .order_by(Patient.id, PlanItem.position, PlanItem.id)
+        .join_from(_PATIENTS, _PLAN_ITEMS, items.patient_id == _PATIENTS.c.id)
+        .where(_PATIENTS.c.id.in_(owners))
+        .order_by(_PATIENTS.c.id, items.position, items.id)
     )
     split = len(_PATIENT_COLUMNS)
     patients: list[DuePatient] = []
-    items: list[DueItem] = []
+    found: list[DueItem] = []
     last: tuple[Any, ...] | None = None
     for row in session.execute(query).tuples():
         if last is not None and row[0] != last[0]:
-            patients.append(DuePatient(tuple(items), *last[:split]))
-            items = []
-        items.append(DueItem(*row[split:]))
+            patients.append(DuePatient(tuple(found), *last[:split]))
+            found = []
+        found.append(DueItem(*row[split:]))
         last = row
     if last is not None:
-        patients.append(DuePatient(tuple(items), *last[:split]))
+        patients.append(DuePatient(tuple(found), *last[:split]))
     return patients
 
 
