@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Select, Table, exists, func, select
+from sqlalchemy import Select, Table, bindparam, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from service import metrics
-from service.db import transaction
+from service.db import UTCDateTime, transaction
 from service.delivery.dispatch import DispatchResult, DispatchRules, dispatch_due
 from service.delivery.sweeping import (
     SweepResult,
@@ -133,13 +133,8 @@ def pending(session: Session, *, now: dt.datetime, ahead: dt.timedelta) -> Pendi
     ``ix_plan_items_next_due``, ``ix_reminders_open``): an idle pass is this and its
     transaction, whatever the number of patients, instead of one statement per step. The
     steps themselves claim with row locks; this only says whether to take them."""
-    query = select(
-        exists().where(_PATIENTS.c.plan_changes_at <= now),
-        exists().where(_PLAN_ITEMS.c.next_due_at <= now + ahead),
-        exists().where(_REMINDERS.c.status == ReminderStatus.SCHEDULED, _REMINDERS.c.due_at <= now),
-        _waiting().scalar_subquery(),
-    )
-    programs, items, one_offs, waiting = session.execute(query).one()
+    found = session.execute(_PENDING, {"now": now, "until": now + ahead}).one()
+    programs, items, one_offs, waiting = found
     return Pending(programs=programs, due=items or one_offs, waiting=int(waiting or 0))
 
 
@@ -155,6 +150,18 @@ def _waiting() -> Select[tuple[int]]:
         .select_from(_REMINDERS)
         .where(_REMINDERS.c.status.in_((ReminderStatus.QUEUED, ReminderStatus.SENDING)))
     )
+
+
+# Built once: constructing it anew was about 8 % of an idle pass.
+_PENDING = select(
+    exists().where(_PATIENTS.c.plan_changes_at <= bindparam("now", type_=UTCDateTime())),
+    exists().where(_PLAN_ITEMS.c.next_due_at <= bindparam("until", type_=UTCDateTime())),
+    exists().where(
+        _REMINDERS.c.status == ReminderStatus.SCHEDULED,
+        _REMINDERS.c.due_at <= bindparam("now", type_=UTCDateTime()),
+    ),
+    _waiting().scalar_subquery(),
+)
 
 
 def run_sweep(
