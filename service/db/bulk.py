@@ -162,7 +162,7 @@ class PostgreSQLLoader(BulkLoader[str]):
             .on_conflict_do_nothing(index_elements=list(unique))
             .returning(*returning)
         )
-        found = [tuple(row) for row in session.execute(inserted)]
+        found = [tuple(row) for row in session.execute(inserted).all()]
         # Dropped now, not only at commit: a transaction may insert this way more than once.
         session.execute(text(f"DROP TABLE {staging}"))
         return found

@@ -510,6 +510,9 @@ def _row(
     )
 
 
+Member = tuple[int, int | None, dt.datetime]  # a reminder inserted: id, plan item, due time
+
+
 def _insert(
     session: Session,
     rows: list[tuple[object, ...]],
@@ -524,8 +527,7 @@ def _insert(
         return
     inserted = _insert_new(session, rows)
     result.created += len(inserted)
-    by_patient: dict[tuple[int, Channel], list[tuple[int, int | None, dt.datetime]]]
-    by_patient = defaultdict(list)
+    by_patient: dict[tuple[int, Channel], list[Member]] = defaultdict(list)
     for reminder_id, patient_id, item_id, due_at, status, channel in inserted:
         if status is ReminderStatus.QUEUED:
             by_patient[patient_id, channel].append((reminder_id, item_id, due_at))
@@ -536,7 +538,7 @@ def _insert(
 
 
 def _group(
-    members: list[tuple[int, int | None, dt.datetime]],
+    members: list[Member],
     patient: DuePatient,
     rules: DispatchRules,
     result: DispatchResult,
@@ -546,11 +548,22 @@ def _group(
 ) -> None:
     """Members of one patient and channel: those due within the minimum gap of a group's
     first leave as one message (the first), the others are merged into it."""
+    groups = [members] if len(members) == 1 else _close_groups(members, patient, rules)
+    for head, *rest in groups:
+        result.to_send.append(head[0])
+        if head[2] > now:
+            result.send_at[head[0]] = head[2]  # claimed ahead: it leaves at its own instant
+        merges.extend({"member": member[0], "head": head[0]} for member in rest)
+
+
+def _close_groups(
+    members: list[Member], patient: DuePatient, rules: DispatchRules
+) -> list[list[Member]]:
     positions: dict[int | None, int] = {item.id: item.position for item in patient.plan_items}
     # A question leaves on its own: a combined message asks for DONE, a question for a number.
     asks = {item.id for item in patient.plan_items if item.kind in QUESTION_KINDS}
     members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
-    groups: list[list[tuple[int, int | None, dt.datetime]]] = []
+    groups: list[list[Member]] = []
     for member in members:
         last = groups[-1] if groups else None
         if (
@@ -562,11 +575,7 @@ def _group(
             groups[-1].append(member)
         else:
             groups.append([member])
-    for head, *rest in groups:
-        result.to_send.append(head[0])
-        if head[2] > now:
-            result.send_at[head[0]] = head[2]  # claimed ahead: it leaves at its own instant
-        merges.extend({"member": member[0], "head": head[0]} for member in rest)
+    return groups
 
 
 _MERGE = (

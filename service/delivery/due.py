@@ -16,11 +16,9 @@ order of ids is kept because the scheduler breaks ties between equal due times b
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
@@ -29,8 +27,7 @@ from service.db.dialects import among
 from service.models import ChannelChoice, Patient, PatientStatus, PlanItem
 
 
-@dataclass(frozen=True)
-class DueItem:
+class DueItem(NamedTuple):
     """One plan item of a claimed patient, with its due time as the claim read it."""
 
     id: int
@@ -42,8 +39,7 @@ class DueItem:
     next_due_at: dt.datetime | None
 
 
-@dataclass(frozen=True)
-class DuePatient:
+class DuePatient(NamedTuple):
     """A claimed patient and all of their plan items, by position."""
 
     plan_items: tuple[DueItem, ...]  # first: the other fields are a row's first columns
@@ -64,15 +60,11 @@ class DuePatient:
 
 # Core, on the tables: selecting the mapped attributes instead would run every row through
 # the ORM's loading. The columns are in the order of the fields above, so that a row is the
-# fields' values.
+# fields' values (named tuples: built from a row at the cost of a tuple).
 _PATIENTS = cast("Table", Patient.__table__)
 _PLAN_ITEMS = cast("Table", PlanItem.__table__)
-_PATIENT_COLUMNS = [
-    _PATIENTS.c[field.name]
-    for field in dataclasses.fields(DuePatient)
-    if field.name != "plan_items"
-]
-_ITEM_COLUMNS = [_PLAN_ITEMS.c[field.name] for field in dataclasses.fields(DueItem)]
+_PATIENT_COLUMNS = [_PATIENTS.c[name] for name in DuePatient._fields if name != "plan_items"]
+_ITEM_COLUMNS = [_PLAN_ITEMS.c[name] for name in DueItem._fields]
 
 
 def load_due(session: Session, item_ids: Sequence[int]) -> list[DuePatient]:
@@ -90,7 +82,8 @@ def load_due(session: Session, item_ids: Sequence[int]) -> list[DuePatient]:
     patients: list[DuePatient] = []
     found: list[DueItem] = []
     last: tuple[Any, ...] | None = None
-    for row in session.execute(query).tuples():
+    # All at once: psycopg builds the rows in C; fetched one by one, each costs a call.
+    for row in session.execute(query).tuples().all():
         if last is not None and row[0] != last[0]:
             patients.append(DuePatient(tuple(found), *last[:split]))
             found = []
@@ -132,7 +125,7 @@ def item_ids(patient: DuePatient) -> tuple[int, ...]:
 def ranked(patient: DuePatient) -> tuple[DueItem, ...]:
     """The patient's items numbered 0, 1, … in the order of their ids: the plan shared with
     every patient of the same ``plan_key``."""
-    return tuple(dataclasses.replace(item, id=n) for n, item in enumerate(_by_id(patient)))
+    return tuple(item._replace(id=n) for n, item in enumerate(_by_id(patient)))
 
 
 def _by_id(patient: DuePatient) -> list[DueItem]:
