@@ -103,8 +103,12 @@ class DispatchResult:
     send_at: dict[int, dt.datetime] = field(default_factory=dict)
 
 
-def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) -> DispatchResult:
-    """One dispatcher pass inside the caller's transaction (see the module docstring)."""
+def dispatch_due(
+    *, session: Session, rules: DispatchRules, now: dt.datetime, one_offs: bool = True
+) -> DispatchResult:
+    """One dispatcher pass inside the caller's transaction (see the module docstring).
+    ``one_offs=False``: the caller knows no one-off message is due, and the claim for them
+    is skipped."""
     result = DispatchResult()
     until = now + rules.ahead
     # Oldest first: under a backlog the longest-waiting items go before the newly due.
@@ -123,7 +127,8 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
         _insert(session, run.rows, {p.id: p for p in patients}, rules, result, now=now)
         _store_advances(session, run.advances)
         _clear_due(session, run.cleared)
-    result.to_send.extend(_queue_one_offs(session, rules, now, result))
+    if one_offs:
+        result.to_send.extend(_queue_one_offs(session, rules, now, result))
     return result
 
 

@@ -86,18 +86,18 @@ def run_tick(
     for number in range(MAX_BATCHES):
         with transaction(sessions) as session:
             if number == 0:
-                found = pending(session, now=now or utcnow(), ahead=ahead)
+                found = _open_pass(session, settings=settings, now=now or utcnow(), ahead=ahead)
                 if found.idle:
                     metrics.QUEUE_LAG.set(found.waiting)
                     break
-                # Programs first: a patient whose phase began or whose program ended at
-                # midnight gets today's plan (or nothing) before anything of theirs is
-                # dispatched.
-                if found.programs:
-                    advance_programs(
-                        session=session, now=now or utcnow(), programs_dir=settings.programs_dir
-                    )
-            batch = dispatch_due(session=session, rules=rules, now=now or utcnow())
+            # The programs step may write one-offs (a new phase's note) due now; others that
+            # come due while the pass runs go out with the next tick.
+            batch = dispatch_due(
+                session=session,
+                rules=rules,
+                now=now or utcnow(),
+                one_offs=found.one_offs or found.programs,
+            )
             last = batch.claimed < rules.batch_size or number == MAX_BATCHES - 1
             if last:
                 metrics.QUEUE_LAG.set(waiting_to_send(session))
@@ -120,12 +120,13 @@ class Pending:
     """What a pass will find to do."""
 
     programs: bool  # a patient's plan changes by now (a phase begins, a program ends)
-    due: bool  # plan items due by the look-ahead, or one-off messages due now
+    items: bool  # plan items due by the look-ahead
+    one_offs: bool  # one-off messages (welcome, snooze) due now
     waiting: int  # reminders queued or being sent
 
     @property
     def idle(self) -> bool:
-        return not (self.programs or self.due)
+        return not (self.programs or self.items or self.one_offs)
 
 
 def pending(session: Session, *, now: dt.datetime, ahead: dt.timedelta) -> Pending:
@@ -135,7 +136,19 @@ def pending(session: Session, *, now: dt.datetime, ahead: dt.timedelta) -> Pendi
     steps themselves claim with row locks; this only says whether to take them."""
     found = session.execute(_PENDING, {"now": now, "until": now + ahead}).one()
     programs, items, one_offs, waiting = found
-    return Pending(programs=programs, due=items or one_offs, waiting=int(waiting or 0))
+    return Pending(programs, items, one_offs, int(waiting or 0))
+
+
+def _open_pass(
+    session: Session, *, settings: Settings, now: dt.datetime, ahead: dt.timedelta
+) -> Pending:
+    """The first batch's probe, then programs: a patient whose phase began or whose program
+    ended at midnight gets today's plan (or nothing) before anything of theirs is
+    dispatched."""
+    found = pending(session, now=now, ahead=ahead)
+    if found.programs:
+        advance_programs(session=session, now=now, programs_dir=settings.programs_dir)
+    return found
 
 
 def waiting_to_send(session: Session) -> int:

@@ -111,7 +111,7 @@ def test_past_the_end_the_closing_message_goes_out_and_then_nothing(
 def test_the_probe_finds_each_kind_of_work_a_pass_does_and_the_backlog(session: Session) -> None:
     now = dt.datetime(2026, 12, 2, 15, 0, 30, tzinfo=dt.UTC)
     ahead = dt.timedelta(seconds=15)
-    assert pending(session, now=now, ahead=ahead) == Pending(False, False, 0)
+    assert pending(session, now=now, ahead=ahead) == Pending(False, False, False, 0)
     patient = make_patient(session, make_clinic(session), schedule_after=now)
     item = patient.plan_items[0]
 
@@ -120,7 +120,7 @@ def test_the_probe_finds_each_kind_of_work_a_pass_does_and_the_backlog(session: 
     assert pending(session, now=now, ahead=ahead).idle
     item.next_due_at = now + dt.timedelta(seconds=10)
     session.flush()
-    assert pending(session, now=now, ahead=ahead) == Pending(False, True, 0)
+    assert pending(session, now=now, ahead=ahead) == Pending(False, True, False, 0)
 
     item.next_due_at = None
     patient.plan_changes_at = now
@@ -140,8 +140,8 @@ def test_the_probe_finds_each_kind_of_work_a_pass_does_and_the_backlog(session: 
     )
     session.add_all([welcome, queued])
     session.flush()
-    assert pending(session, now=now, ahead=ahead) == Pending(True, False, 1)
-    assert pending(session, now=now + dt.timedelta(seconds=10), ahead=ahead).due
+    assert pending(session, now=now, ahead=ahead) == Pending(True, False, False, 1)
+    assert pending(session, now=now + dt.timedelta(seconds=10), ahead=ahead).one_offs
 
 
 def test_a_pass_that_finds_only_a_one_off_due_sends_it(
