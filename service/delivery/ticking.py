@@ -12,14 +12,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, Table, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from service import metrics
-from service.db import UTCDateTime, transaction
+from service.db import transaction
 from service.delivery.dispatch import DispatchResult, DispatchRules, dispatch_due
 from service.delivery.sweeping import (
     SweepResult,
@@ -136,7 +136,8 @@ def pending(session: Session, *, now: dt.datetime, ahead: dt.timedelta) -> Pendi
     steps themselves claim with row locks; this only says whether to take them."""
     found = session.execute(_PENDING, {"now": now, "until": now + ahead}).one()
     programs, items, one_offs, waiting = found
-    return Pending(programs, items, one_offs, int(waiting or 0))
+    # A comparison with no earliest time (nothing there) is NULL.
+    return Pending(bool(programs), bool(items), bool(one_offs), int(waiting or 0))
 
 
 def _open_pass(
@@ -165,14 +166,20 @@ def _waiting() -> Select[tuple[int]]:
     )
 
 
-# Built once: constructing it anew was about 8 % of an idle pass.
+def _earliest(moment: ColumnElement[dt.datetime], *where: ColumnElement[bool]) -> ScalarSelect[Any]:
+    return select(func.min(moment)).where(*where).scalar_subquery()
+
+
+# Each probe compares the earliest time with the moment outside its subquery: with the moment
+# inside (``EXISTS … WHERE next_due_at <= :until``), the generic plan of the prepared
+# statement psycopg switches to after five runs reads the whole table when nothing is due
+# (200 ms at 1,000,000 patients), while min() is one step into the partial index whatever
+# the parameter. Built once: constructing it anew was about 8 % of an idle pass.
 _PENDING = select(
-    exists().where(_PATIENTS.c.plan_changes_at <= bindparam("now", type_=UTCDateTime())),
-    exists().where(_PLAN_ITEMS.c.next_due_at <= bindparam("until", type_=UTCDateTime())),
-    exists().where(
-        _REMINDERS.c.status == ReminderStatus.SCHEDULED,
-        _REMINDERS.c.due_at <= bindparam("now", type_=UTCDateTime()),
-    ),
+    _earliest(_PATIENTS.c.plan_changes_at) <= bindparam("now"),
+    _earliest(_PLAN_ITEMS.c.next_due_at) <= bindparam("until"),
+    _earliest(_REMINDERS.c.due_at, _REMINDERS.c.status == ReminderStatus.SCHEDULED)
+    <= bindparam("now"),
     _waiting().scalar_subquery(),
 )
 
