@@ -24,8 +24,13 @@ instant instead of waiting for the next pass. Such a reminder is ``queued`` with
 Everything that can change before the due instant (opt-out, pause, completion, the waking
 window) is checked again by the send task when it is due; the send task never sends early.
 
-Its cost follows the number of due items, not the number of patients: an idle pass is one
-probe of a partial index.
+Its cost follows the number of due items, not the number of patients (an idle pass is one
+probe, ``ticking.pending``), and per due item it is mostly the database's: claimed patients
+are read as plain rows (``due``), patients whose plans differ only in their item ids share
+one computation of what is due and when it is next due (``_PlanWork``: a program's patients
+due in the same minute are one computation, not thousands), reminders go in with the bulk
+loader (COPY, then one ``INSERT … SELECT … ON CONFLICT DO NOTHING``), and next due times
+move with one UPDATE per distinct pair of times.
 """
 
 from __future__ import annotations

@@ -22,17 +22,18 @@ from service.delivery.sending import SendOutcome, Transports, send_reminder
 from service.delivery.ticking import MAX_LOOK_AHEAD, Pending, look_ahead, pending, run_tick
 from service.enrollment.clinics import add_clinic
 from service.enrollment.patients import EnrollmentRequest, enroll
-from service.models import Channel, Patient, PatientStatus, Reminder, ReminderStatus, utcnow
+from service.models import Patient, PatientStatus, Reminder, ReminderStatus, utcnow
 from service.transports.console import ConsoleEmailTransport, ConsoleSmsTransport
 from service.web.urls import PublicUrls
 from tests.conftest import Database, make_settings
-from tests.factories import make_clinic, make_patient
+from tests.factories import make_clinic, make_patient, make_reminder
 
 T = TypeVar("T")
 ENROLLED = dt.datetime(2026, 11, 30, 20, 0, tzinfo=dt.UTC)  # 14:00 in Chicago
 PHASE_TWO = dt.datetime(2026, 12, 15, 6, 0, 5, tzinfo=dt.UTC)  # just after local midnight
 AFTER_END = dt.datetime(2027, 1, 12, 6, 0, 5, tzinfo=dt.UTC)
 MORNING = dt.datetime(2027, 1, 12, 14, 0, 5, tzinfo=dt.UTC)  # 08:00 in Chicago
+SCHEDULED = ReminderStatus.SCHEDULED
 
 
 def enroll_progression(database: Database) -> int:
@@ -124,22 +125,10 @@ def test_the_probe_finds_each_kind_of_work_a_pass_does_and_the_backlog(session: 
 
     item.next_due_at = None
     patient.plan_changes_at = now
-    welcome = Reminder(
-        patient_id=patient.id,
-        kind="welcome",
-        channel=Channel.SMS,
-        due_at=now + dt.timedelta(seconds=10),  # one-offs are not claimed ahead
-        status=ReminderStatus.SCHEDULED,
-    )
-    queued = Reminder(
-        patient_id=patient.id,
-        kind="stretch",
-        channel=Channel.SMS,
-        due_at=now,
-        status=ReminderStatus.QUEUED,
-    )
-    session.add_all([welcome, queued])
-    session.flush()
+    # One-offs are not claimed ahead: this welcome is not due yet.
+    welcome_at = now + dt.timedelta(seconds=10)
+    make_reminder(session, patient, kind="welcome", due_at=welcome_at, status=SCHEDULED)
+    make_reminder(session, patient, kind="stretch", due_at=now, status=ReminderStatus.QUEUED)
     assert pending(session, now=now, ahead=ahead) == Pending(True, False, False, 1)
     assert pending(session, now=now + dt.timedelta(seconds=10), ahead=ahead).one_offs
 
@@ -149,16 +138,9 @@ def test_a_pass_that_finds_only_a_one_off_due_sends_it(
 ) -> None:
     with transaction(committed_db.sessions) as session:
         patient = make_patient(session, make_clinic(session))
-        welcome = Reminder(
-            patient_id=patient.id,
-            kind="welcome",
-            channel=Channel.SMS,
-            actionable=False,
-            due_at=MORNING,
-            status=ReminderStatus.SCHEDULED,
+        welcome = make_reminder(
+            session, patient, kind="welcome", due_at=MORNING, status=SCHEDULED, actionable=False
         )
-        session.add(welcome)
-        session.flush()
         welcome_id = welcome.id
 
     assert tick(committed_db, settings, MORNING - dt.timedelta(seconds=1)) == []
