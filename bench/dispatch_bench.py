@@ -4,7 +4,9 @@ The dispatcher's cost should be the database's, not Python's per patient. For ea
 loads N patients with one daily stretch item due at the same minute into a scratch
 PostgreSQL database (bulk SQL), runs one ``run_tick`` in process (the same call beat's task
 makes; nothing is enqueued), and compares it with the floor: one plain
-``INSERT … SELECT`` of the same N reminder rows in the same database.
+``INSERT … SELECT`` of the same N reminder rows in the same database, on a table as clean
+as the tick found it (the tick's rows deleted, then ``VACUUM ANALYZE reminders``, both
+outside the timing).
 
     .venv/bin/python bench/dispatch_bench.py --n 20000 --n 100000
 

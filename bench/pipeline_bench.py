@@ -11,7 +11,9 @@ and measures until every one is sent:
 - throughput end to end: N / (the fake's last receive time - due time);
 - CPU seconds per message summed over every ptnudge process (the worker, its pool, beat:
   utime + stime + cutime + cstime from ``/proc/<pid>/stat`` over their process groups);
-- one idle ``run_tick`` at ``--patients`` patients, in process, median of several;
+- one idle ``run_tick`` at ``--patients`` patients, in process, as beat's task runs it in
+  the worker (no pre-ping, one tick's look-ahead), median of ``--idle-runs`` (9);
+  ``--idle-only`` loads the patients, times that and stops (no worker, no N);
 - worker RSS: sum of VmRSS over the worker's process group, sampled every second (peak);
 - baseline: the same N messages from one plain loop of ``twilio.rest.Client`` calls (its
   rate and CPU per message), and from 8 such loops in threads: if 8 are much faster than 1,
@@ -19,6 +21,7 @@ and measures until every one is sent:
 
     .venv/bin/python bench/pipeline_bench.py --n 2000 --tick 2 --patients 100000
     .venv/bin/python bench/pipeline_bench.py --n 5000 --patients 1000000
+    .venv/bin/python bench/pipeline_bench.py --idle-only --patients 1000000 --idle-runs 100
 
 Needs PostgreSQL (127.0.0.1:5432, user postgres, trust) and Redis (127.0.0.1:6379). The scratch
 database is dropped and the Redis database (an empty one of 10-15) flushed at the end, also on
