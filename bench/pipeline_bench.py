@@ -11,7 +11,9 @@ and measures until every one is sent:
 - throughput end to end: N / (the fake's last receive time - due time);
 - CPU seconds per message summed over every ptnudge process (the worker, its pool, beat:
   utime + stime + cutime + cstime from ``/proc/<pid>/stat`` over their process groups);
-- one idle ``run_tick`` at ``--patients`` patients, in process, median of several;
+- one idle ``run_tick`` at ``--patients`` patients, in process, as beat's task runs it in
+  the worker (no pre-ping, one tick's look-ahead), median of ``--idle-runs`` (9);
+  ``--idle-only`` loads the patients, times that and stops (no worker, no N);
 - worker RSS: sum of VmRSS over the worker's process group, sampled every second (peak);
 - baseline: the same N messages from one plain loop of ``twilio.rest.Client`` calls (its
   rate and CPU per message), and from 8 such loops in threads: if 8 are much faster than 1,
@@ -19,6 +21,7 @@ and measures until every one is sent:
 
     .venv/bin/python bench/pipeline_bench.py --n 2000 --tick 2 --patients 100000
     .venv/bin/python bench/pipeline_bench.py --n 5000 --patients 1000000
+    .venv/bin/python bench/pipeline_bench.py --idle-only --patients 1000000 --idle-runs 100
 
 Needs PostgreSQL (127.0.0.1:5432, user postgres, trust) and Redis (127.0.0.1:6379). The scratch
 database is dropped and the Redis database (an empty one of 10-15) flushed at the end, also on
@@ -55,7 +58,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.scratch import create_database, drop_database  # noqa: E402
 from config.settings import Settings, load_settings  # noqa: E402 - after the path fix above
 from service.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
-from service.delivery.ticking import run_tick  # noqa: E402
+from service.delivery.ticking import look_ahead, run_tick  # noqa: E402
 from tests.fakes.twilio_server import (  # noqa: E402
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
@@ -177,6 +180,7 @@ class Stack:
             twilio_account_sid=DEFAULT_ACCOUNT_SID,
             twilio_auth_token=DEFAULT_AUTH_TOKEN,
             twilio_from_number=FROM_NUMBER,
+            tick_seconds=self.tick,
             _env_file=None,
         )
 
@@ -317,16 +321,17 @@ class LoopResult:
         return "the fake server (8 threads are no faster)"
 
 
-def idle_tick_ms(stack: Stack) -> list[float]:
-    """``run_tick`` with nothing due, in process; the first run (connect, warm caches) is
-    dropped."""
-    engine = make_engine(stack.url)
+def idle_tick_ms(stack: Stack, *, runs: int = IDLE_TICK_RUNS) -> list[float]:
+    """``run_tick`` with nothing due, in process, as beat's task runs it in the worker: an
+    engine without pre-ping (``tasks/runtime.py``) and one tick's look-ahead. The first run
+    (connect, warm caches) is dropped."""
+    engine = make_engine(stack.url, pre_ping=False)
     sessions = make_sessionmaker(engine)
     settings = stack.settings()
     times = []
-    for _ in range(IDLE_TICK_RUNS + 1):
+    for _ in range(runs + 1):
         began = time.perf_counter()
-        result = run_tick(settings=settings, sessions=sessions)
+        result = run_tick(settings=settings, sessions=sessions, ahead=look_ahead(settings))
         times.append((time.perf_counter() - began) * 1000)
         if result.to_send:
             raise RuntimeError("the idle tick found due reminders")
@@ -462,7 +467,7 @@ class Report:
     patients: int
     load_seconds: float
     idle_ms: list[float]
-    idle_rss_mb: float
+    idle_rss_mb: float | None  # None: no worker was started (--idle-only)
     runs: list[tuple[RunResult, LoopResult]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -487,7 +492,8 @@ def print_report(report: Report, console: Console, command: str) -> None:
         "< 5",
         ratio(idle, 5.0, higher_is_better=False),
     )
-    table.add_row("worker RSS, idle (MB)", f"{report.idle_rss_mb:.0f}", "", "")
+    if report.idle_rss_mb is not None:
+        table.add_row("worker RSS, idle (MB)", f"{report.idle_rss_mb:.0f}", "", "")
     for run, loop in report.runs:
         add_run_rows(table, run, loop)
     console.print(table)
@@ -570,7 +576,9 @@ def run_all(args: argparse.Namespace, console: Console, stack: Stack, engine: sa
     console.log(f"loading {args.patients:,} patients (bulk SQL)")
     load_seconds = load_patients(engine, patients=args.patients, later=later)
     console.log(f"loaded in {load_seconds:.1f} s; timing idle ticks")
-    idle = idle_tick_ms(stack)
+    idle = idle_tick_ms(stack, runs=args.idle_runs)
+    if args.idle_only:
+        return Report(args.patients, load_seconds, idle, None)
     pool = ["--concurrency", str(args.concurrency)] if args.concurrency else []
     stack.start("worker", "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
                 "--hostname", f"bench{os.getpid()}@%h", *pool, ready=b" ready.")  # fmt: skip
@@ -605,14 +613,20 @@ def main() -> None:
     )
     parser.add_argument("--allow-long", action="store_true", help="run N expected > 10 min")
     parser.add_argument(
+        "--idle-only", action="store_true", help="only load the patients and time idle ticks"
+    )
+    parser.add_argument(
+        "--idle-runs", type=int, default=IDLE_TICK_RUNS, help="idle ticks to time (median)"
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=None,
         help="worker pool processes (default: ptnudge's own, two per CPU)",
     )
     args = parser.parse_args()
-    args.n = args.n or [5000]
-    if max(args.n) > args.patients:
+    args.n = [] if args.idle_only else args.n or [5000]
+    if args.n and max(args.n) > args.patients:
         parser.error("--n cannot exceed --patients")
     command = " ".join([".venv/bin/python", "bench/pipeline_bench.py", *sys.argv[1:]])
     console = Console(width=max(Console().width, 120))

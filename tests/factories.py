@@ -1,5 +1,5 @@
-"""Builders for test data: clinics and patients with plan items, straight through the models
-(the enrollment service has its own tests)."""
+"""Builders for test data: clinics, patients with plan items and their reminders, straight
+through the models (the enrollment service has its own tests)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.enrollment.plans import refresh_next_due
-from service.models import ChannelChoice, Clinic, Patient, PlanItem
+from service.models import (
+    Channel,
+    ChannelChoice,
+    Clinic,
+    Patient,
+    PlanItem,
+    Reminder,
+    ReminderStatus,
+)
 
 _numbers = itertools.count(1)
 
@@ -87,3 +95,20 @@ def make_patient(
         refresh_next_due(patient=patient, after=schedule_after)
         session.flush()
     return patient
+
+
+def make_reminder(
+    session: Session,
+    patient: Patient,
+    *,
+    kind: str,
+    due_at: dt.datetime,
+    status: ReminderStatus,
+    **values: Any,
+) -> Reminder:
+    """One reminder by text for the patient, with no plan item unless given."""
+    values.setdefault("channel", Channel.SMS)
+    reminder = Reminder(patient_id=patient.id, kind=kind, due_at=due_at, status=status, **values)
+    session.add(reminder)
+    session.flush()
+    return reminder

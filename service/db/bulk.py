@@ -14,6 +14,7 @@ shared part once with ``row`` and puts each parent's own leading values before i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -21,8 +22,20 @@ from itertools import chain
 from typing import Any, Generic, TypeVar, cast
 
 import psycopg
-from sqlalchemy import JSON, ColumnElement, Enum, Table, column, insert, select, table, text
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Enum,
+    Table,
+    TextualSelect,
+    column,
+    insert,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
@@ -155,14 +168,18 @@ class PostgreSQLLoader(BulkLoader[str]):
         with _driver(session).cursor() as cursor, cursor.copy(statement) as copy:
             for values in rows:
                 copy.write_row(self._encode(target, columns, values))
-        source = table(staging, *(column(name) for name in columns))
-        inserted = (
-            postgresql.insert(target)
-            .from_select(list(columns), select(*source.c))
-            .on_conflict_do_nothing(index_elements=list(unique))
-            .returning(*returning)
+        inserted = _insert_from(
+            target,
+            columns,
+            dialect=session.get_bind().dialect,
+            staging=staging,
+            unique=tuple(unique),
+            returning=tuple(returning),
         )
-        return [tuple(found) for found in session.execute(inserted)]
+        found = [tuple(row) for row in session.execute(inserted).all()]
+        # Dropped now, not only at commit: a transaction may insert this way more than once.
+        session.execute(text(f"DROP TABLE {staging}"))
+        return found
 
     def _encode(self, target: Table, columns: Columns, values: Iterable[Any]) -> Values:
         """Values as COPY takes them: enums by value (psycopg would write a member's name)
@@ -181,6 +198,30 @@ class PostgreSQLLoader(BulkLoader[str]):
         for index, kind in self._converted[key]:
             changed[index] = _copy_text(kind, changed[index])
         return tuple(changed)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_from(
+    target: Table,
+    columns: Columns,
+    *,
+    dialect: Dialect,
+    staging: str,
+    unique: tuple[str | ColumnElement[Any], ...],
+    returning: tuple[ColumnElement[Any], ...],
+) -> TextualSelect:
+    """The INSERT … SELECT from the scratch table, compiled once: SQLAlchemy's PostgreSQL
+    ``insert`` carries no cache key, so the construct would be compiled again for every
+    batch; as text with typed result columns it is cached."""
+    source = table(staging, *(column(name) for name in columns))
+    inserted = (
+        postgresql.insert(target)
+        .from_select(list(columns), select(*source.c))
+        .on_conflict_do_nothing(index_elements=list(unique))
+        .returning(*returning)
+    )
+    sql = str(inserted.compile(dialect=dialect))
+    return text(sql).columns(*returning)
 
 
 def _driver(session: Session) -> psycopg.Connection[Any]:

@@ -24,26 +24,39 @@ instant instead of waiting for the next pass. Such a reminder is ``queued`` with
 Everything that can change before the due instant (opt-out, pause, completion, the waking
 window) is checked again by the send task when it is due; the send task never sends early.
 
-Its cost follows the number of due items, not the number of patients: an idle pass is one
-probe of a partial index.
+Its cost follows the number of due items, not the number of patients (an idle pass is one
+probe, ``ticking.pending``), and per due item it is mostly the database's: claimed patients
+are read as plain rows (``due``), patients whose plans differ only in their item ids share
+one computation of what is due and when it is next due (``_PlanWork``: a program's patients
+due in the same minute are one computation, not thousands), reminders go in with the bulk
+loader (COPY, then one ``INSERT … SELECT … ON CONFLICT DO NOTHING``), and next due times
+move with one UPDATE per distinct pair of times.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, Table, bindparam, func, select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
-from service.db.dialects import for_update_skip_locked, insert_ignoring_duplicates
+from service.db.dialects import among, bulk_loader, for_update_skip_locked
+from service.delivery.due import DueItem, DuePatient, item_ids, load_due, plan_key, ranked
 from service.delivery.rendering import QUESTION_KINDS
-from service.enrollment.optouts import Key, listed, opted_out_among, patient_addresses
+from service.enrollment.optouts import (
+    Addressed,
+    Key,
+    listed,
+    opted_out_among,
+    patient_addresses,
+)
 from service.enrollment.plans import schedule_for
 from service.enrollment.scheduling import (
     Occurrence,
@@ -59,11 +72,16 @@ from service.enrollment.scheduling import (
 )
 from service.models import (
     Channel,
+    ChannelChoice,
     Patient,
     PlanItem,
     Reminder,
     ReminderStatus,
 )
+
+# Written and read by Core, not through the ORM (see ``due``): the tables themselves.
+_REMINDERS = cast("Table", Reminder.__table__)
+_PLAN_ITEMS = cast("Table", PlanItem.__table__)
 
 # A plan item due longer ago than this has missed occurrences that are only written as
 # expired, newest first, up to this many: enough for the record, bounded after long outages.
@@ -90,16 +108,20 @@ class DispatchResult:
     send_at: dict[int, dt.datetime] = field(default_factory=dict)
 
 
-def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) -> DispatchResult:
-    """One dispatcher pass inside the caller's transaction (see the module docstring)."""
+def dispatch_due(
+    *, session: Session, rules: DispatchRules, now: dt.datetime, one_offs: bool = True
+) -> DispatchResult:
+    """One dispatcher pass inside the caller's transaction (see the module docstring).
+    ``one_offs=False``: the caller knows no one-off message is due, and the claim for them
+    is skipped."""
     result = DispatchResult()
     until = now + rules.ahead
     # Oldest first: under a backlog the longest-waiting items go before the newly due.
     due = select(PlanItem.id).where(PlanItem.next_due_at <= until).order_by(PlanItem.next_due_at)
-    item_ids = _claim(session, due, rules)
-    result.claimed = len(item_ids)
-    if item_ids:
-        patients = _load_patients(session, item_ids)
+    claimed = _claim(session, due, rules)
+    result.claimed = len(claimed)
+    if claimed:
+        patients = load_due(session, claimed)
         addresses = [a for p in patients for a in patient_addresses(p)]
         opted_out = opted_out_among(session=session, addresses=addresses)
         first_out = first_reminders_out(session=session, patients=patients, now=now)
@@ -109,7 +131,9 @@ def dispatch_due(*, session: Session, rules: DispatchRules, now: dt.datetime) ->
         # One multi-row INSERT … RETURNING for the whole batch, not one per patient.
         _insert(session, run.rows, {p.id: p for p in patients}, rules, result, now=now)
         _store_advances(session, run.advances)
-    result.to_send.extend(_queue_one_offs(session, rules, now, result))
+        _clear_due(session, run.cleared)
+    if one_offs:
+        result.to_send.extend(_queue_one_offs(session, rules, now, result))
     return result
 
 
@@ -118,18 +142,16 @@ def _claim(session: Session, query: Select[Any], rules: DispatchRules) -> list[i
     return list(session.scalars(query))
 
 
-def _load_patients(session: Session, item_ids: Sequence[int]) -> list[Patient]:
-    patient_ids = select(PlanItem.patient_id).where(PlanItem.id.in_(item_ids))
-    query = (
-        select(Patient)
-        .where(Patient.id.in_(patient_ids))
-        .options(selectinload(Patient.plan_items), selectinload(Patient.clinic))
-        .order_by(Patient.id)
-    )
-    return list(session.scalars(query))
+class Contact(Addressed, Protocol):
+    """What ``channels_for`` reads of a patient: a ``Patient`` or the dispatcher's row."""
+
+    @property
+    def channel(self) -> ChannelChoice: ...
+    @property
+    def phone_invalid_code(self) -> str | None: ...
 
 
-def channels_for(patient: Patient, opted_out: set[Key]) -> list[tuple[Channel, str]]:
+def channels_for(patient: Contact, opted_out: set[Key]) -> list[tuple[Channel, str]]:
     """The channels a reminder can still go out on, with the address for each."""
     found = []
     for channel in patient.channel.channels():
@@ -148,6 +170,20 @@ def channels_for_kind(kind: str, channels: list[tuple[Channel, str]]) -> list[tu
     return [channel for channel in channels if channel[0] is Channel.SMS]
 
 
+@dataclass(frozen=True)
+class _PlanWork:
+    """What a pass does for one plan with its items' due times, computed once for every
+    patient who shares them (``due.plan_key``), in the plan's own item numbers
+    (``due.ranked``)."""
+
+    schedule: PatientSchedule | None  # None: the patient gets nothing (paused, ended)
+    due: int  # items due by the look-ahead
+    missed: list[Occurrence]  # written as expired
+    groups: list[list[Occurrence]]  # the messages that start by the end of the claimed span
+    # Items that move on: (item, due time as claimed, next due time).
+    moves: list[tuple[int, dt.datetime | None, dt.datetime | None]]
+
+
 @dataclass
 class _Pass:
     session: Session
@@ -157,56 +193,78 @@ class _Pass:
     opted_out: set[Key]
     first_out: dict[int, dt.datetime]
     result: DispatchResult
-    rows: list[dict[str, object]] = field(default_factory=list)
-    advances: list[dict[str, object]] = field(default_factory=list)
+    rows: list[tuple[object, ...]] = field(default_factory=list)  # in ``_ROW_COLUMNS``
+    advances: list[tuple[int, dt.datetime | None, dt.datetime | None]] = field(default_factory=list)
+    cleared: list[int] = field(default_factory=list)  # items of patients who get nothing
+    plans: dict[Hashable, _PlanWork] = field(default_factory=dict)
 
-    def dispatch_patient(self, patient: Patient) -> None:
-        schedule = schedule_for(patient, min_gap=self.rules.min_gap)
-        if schedule is None:
-            for item in patient.plan_items:
-                item.next_due_at = None
+    def dispatch_patient(self, patient: DuePatient) -> None:
+        key = plan_key(patient)
+        if key not in self.plans:
+            self.plans[key] = self.plan_work(patient)
+        work = self.plans[key]
+        ids = item_ids(patient)
+        if work.schedule is None:
+            self.cleared.extend(ids)
             return
-        lookahead = self.until + self.rules.min_gap
-        due_items = [
-            item
-            for item in patient.plan_items
-            if item.next_due_at is not None and item.next_due_at <= lookahead
-        ]
-        self.result.items += len(due_items)
-        current, missed = _occurrences_due(schedule, due_items, self.until, lookahead)
-        groups = group_close(current, gap=self.rules.min_gap)
-        # A message that starts after the claimed span goes at its own time, on a later pass.
-        later = {occ.item_id for group in groups if group[0].due_at > self.until for occ in group}
+        self.result.items += work.due
         channels = channels_for(patient, self.opted_out)
         rows = [
-            _row(patient, occ, channel, status=ReminderStatus.EXPIRED, now=self.now)
-            for occ in missed
+            _row(
+                patient, ids[occ.item_id], occ, channel, status=ReminderStatus.EXPIRED, now=self.now
+            )
+            for occ in work.missed
             for channel in channels_for_kind(occ.kind, channels)
         ]
         self.result.expired += len(rows)
         quiet = Engagement.for_patient(
-            self.session, patient, schedule, self.now, first_out=self.first_out.get(patient.id)
+            self.session, patient, work.schedule, self.now, first_out=self.first_out.get(patient.id)
         )
-        for group in (group for group in groups if group[0].due_at <= self.until):
+        for group in work.groups:
             stale = self.now - group[0].due_at > self.rules.stale_after
             status = (
                 ReminderStatus.EXPIRED if stale else quiet.admit(self, patient, channels, group)
             )
             rows.extend(
-                _row(patient, o, channel, status=status, now=self.now)
+                _row(patient, ids[o.item_id], o, channel, status=status, now=self.now)
                 for o in group
                 for channel in channels_for_kind(o.kind, channels)
             )
         self.rows.extend(rows)
-        moving = [item for item in due_items if item.id not in later]
-        # Past what travelled in this pass's messages: the minimum gap after the last one
-        # (after now, when all of them were due already), not after the look-ahead.
-        heads = [group[0].due_at for group in groups if group[0].due_at <= self.until]
+        self.advances.extend((ids[item], last, upcoming) for item, last, upcoming in work.moves)
+
+    def plan_work(self, patient: DuePatient) -> _PlanWork:
+        """1. The occurrences due by the look-ahead, the one to send of each item and the
+           missed ones before it.
+        2. Grouped into messages; one that starts after the claimed span goes at its own
+           time, on a later pass, with everything in it.
+        3. The next due time of every other due item: past what travelled in this pass's
+           messages, the minimum gap after the last one (after now, when all of them were
+           due already), not after the look-ahead."""
+        items = ranked(patient)
+        schedule = schedule_for(patient, items, min_gap=self.rules.min_gap)
+        if schedule is None:
+            return _PlanWork(None, 0, [], [], [])
+        lookahead = self.until + self.rules.min_gap
+        due_items = [
+            item for item in items if item.next_due_at is not None and item.next_due_at <= lookahead
+        ]
+        current, missed = _occurrences_due(schedule, due_items, self.until, lookahead)
+        groups = group_close(current, gap=self.rules.min_gap)
+        now_groups = [group for group in groups if group[0].due_at <= self.until]
+        later = {occ.item_id for group in groups if group[0].due_at > self.until for occ in group}
+        heads = [group[0].due_at for group in now_groups]
         after = max([self.now, *heads]) + self.rules.min_gap
-        self.advances.extend(_advance(moving, schedule, after))
+        upcoming = next_due_by_item(schedule, after=after)
+        moves = [
+            (item.id, item.next_due_at, upcoming.get(item.id))
+            for item in due_items
+            if item.id not in later
+        ]
+        return _PlanWork(schedule, len(due_items), missed, now_groups, moves)
 
     def add_system_message(
-        self, patient: Patient, kind: str, channels: list[tuple[Channel, str]]
+        self, patient: DuePatient, kind: str, channels: list[tuple[Channel, str]]
     ) -> None:
         for channel, address in channels:
             reminder = Reminder(
@@ -244,7 +302,7 @@ class Engagement:
     def for_patient(
         cls,
         session: Session,
-        patient: Patient,
+        patient: DuePatient,
         schedule: PatientSchedule,
         now: dt.datetime,
         *,
@@ -272,7 +330,7 @@ class Engagement:
     def admit(
         self,
         run: _Pass,
-        patient: Patient,
+        patient: DuePatient,
         channels: list[tuple[Channel, str]],
         group: Sequence[Occurrence],
     ) -> ReminderStatus:
@@ -292,7 +350,7 @@ class Engagement:
 
 
 def backoff_kind(
-    *, schedule: PatientSchedule, items: Sequence[PlanItem], day: dt.date, turn: int
+    *, schedule: PatientSchedule, items: Sequence[DueItem], day: dt.date, turn: int
 ) -> str | None:
     """The kind of a backed-off patient's one reminder on ``day``, the ``turn``-th day of
     silence: the program's kinds in turn, the exercises (fixed sessions) before the position
@@ -310,12 +368,12 @@ def backoff_kind(
     return None
 
 
-def _answered_lately(patient: Patient, now: dt.datetime) -> bool:
+def _answered_lately(patient: DuePatient, now: dt.datetime) -> bool:
     return patient.last_reply_at is not None and now - patient.last_reply_at < SILENT_AFTER
 
 
 def first_reminders_out(
-    *, session: Session, patients: Sequence[Patient], now: dt.datetime
+    *, session: Session, patients: Sequence[DuePatient], now: dt.datetime
 ) -> dict[int, dt.datetime]:
     """When each patient's first reminder went out, in one query for the whole batch (one
     query per patient was half the cost of a pass). Patients who answered lately are left
@@ -335,12 +393,13 @@ def first_reminders_out(
         .correlate(Patient)
         .scalar_subquery()
     )
-    rows = session.execute(select(Patient.id, first).where(Patient.id.in_(ids))).all()
+    patients_among = among(Patient.id, ids, session=session)
+    rows = session.execute(select(Patient.id, first).where(patients_among)).all()
     return {patient_id: sent for patient_id, sent in rows if sent is not None}
 
 
 def _last_heard(
-    patient: Patient, first_out: dt.datetime | None, now: dt.datetime
+    patient: DuePatient, first_out: dt.datetime | None, now: dt.datetime
 ) -> dt.datetime | None:
     """The later of the last reply and the first reminder that went out; None while no
     reminder has gone out (a patient who starts next week is not silent this week)."""
@@ -351,7 +410,7 @@ def _last_heard(
     return max(first_out, patient.last_reply_at or first_out)
 
 
-def _reengaged_since(session: Session, patient: Patient, heard: dt.datetime) -> bool:
+def _reengaged_since(session: Session, patient: DuePatient, heard: dt.datetime) -> bool:
     found = session.scalar(
         select(Reminder.id)
         .where(
@@ -364,7 +423,7 @@ def _reengaged_since(session: Session, patient: Patient, heard: dt.datetime) -> 
     return found is not None
 
 
-def _sent_today(session: Session, patient: Patient, today: dt.date, zone: ZoneInfo) -> int:
+def _sent_today(session: Session, patient: DuePatient, today: dt.date, zone: ZoneInfo) -> int:
     local_midnight = dt.datetime.combine(today, dt.time(0), zone)
     count = session.scalar(
         select(func.count())
@@ -389,7 +448,7 @@ _SENT_OR_GOING = (
 
 def _occurrences_due(
     schedule: PatientSchedule,
-    items: Sequence[PlanItem],
+    items: Sequence[DueItem],
     due_by: dt.datetime,
     lookahead: dt.datetime,
 ) -> tuple[list[Occurrence], list[Occurrence]]:
@@ -417,35 +476,57 @@ def _occurrences_due(
     return current, missed
 
 
+_ROW_COLUMNS = (
+    "patient_id",
+    "plan_item_id",
+    "kind",
+    "channel",
+    "actionable",
+    "due_at",
+    "status",
+    "status_at",
+    "queued_at",
+    "error_detail",
+    "to_address",
+    "attempts",
+)
+
+
 def _row(
-    patient: Patient,
+    patient: DuePatient,
+    item_id: int,
     occ: Occurrence,
     channel: tuple[Channel, str],
     *,
     status: ReminderStatus,
     now: dt.datetime,
-) -> dict[str, object]:
-    return {
-        "patient_id": patient.id,
-        "plan_item_id": occ.item_id,
-        "kind": occ.kind,
-        "channel": channel[0],
-        "actionable": occ.kind not in QUESTION_KINDS,  # a question asks for a number, not DONE
-        "due_at": occ.due_at,
-        "status": status,
-        "status_at": now,
+) -> tuple[object, ...]:
+    """The reminder row (``_ROW_COLUMNS``) of an occurrence of the plan shared with others
+    (``occ.item_id`` is the plan's number for the item), for the patient's own ``item_id``."""
+    return (
+        patient.id,
+        item_id,
+        occ.kind,
+        channel[0],
+        occ.kind not in QUESTION_KINDS,  # actionable: a question asks for a number, not DONE
+        occ.due_at,
+        status,
+        now,
         # Claimed ahead: its wait (the sweeper's clock) starts when it is due.
-        "queued_at": max(now, occ.due_at) if status is ReminderStatus.QUEUED else None,
-        "error_detail": BACKOFF_DETAIL if status is ReminderStatus.CANCELED else None,
-        "to_address": channel[1],
-        "attempts": 0,
-    }
+        max(now, occ.due_at) if status is ReminderStatus.QUEUED else None,
+        BACKOFF_DETAIL if status is ReminderStatus.CANCELED else None,
+        channel[1],
+        0,
+    )
+
+
+Member = tuple[int, int | None, dt.datetime]  # a reminder inserted: id, plan item, due time
 
 
 def _insert(
     session: Session,
-    rows: list[dict[str, object]],
-    patients: dict[int, Patient],
+    rows: list[tuple[object, ...]],
+    patients: dict[int, DuePatient],
     rules: DispatchRules,
     result: DispatchResult,
     *,
@@ -456,31 +537,43 @@ def _insert(
         return
     inserted = _insert_new(session, rows)
     result.created += len(inserted)
-    by_patient: dict[tuple[int, Channel], list[tuple[int, int | None, dt.datetime]]]
-    by_patient = defaultdict(list)
+    by_patient: dict[tuple[int, Channel], list[Member]] = defaultdict(list)
     for reminder_id, patient_id, item_id, due_at, status, channel in inserted:
         if status is ReminderStatus.QUEUED:
             by_patient[patient_id, channel].append((reminder_id, item_id, due_at))
+    merges: list[dict[str, int]] = []
     for (patient_id, _channel), members in by_patient.items():
-        _group_and_merge(session, members, patients[patient_id], rules, result, now=now)
+        _group(members, patients[patient_id], rules, result, merges, now=now)
+    _merge(session, merges, result)
 
 
-def _group_and_merge(
-    session: Session,
-    members: list[tuple[int, int | None, dt.datetime]],
-    patient: Patient,
+def _group(
+    members: list[Member],
+    patient: DuePatient,
     rules: DispatchRules,
     result: DispatchResult,
+    merges: list[dict[str, int]],
     *,
     now: dt.datetime,
 ) -> None:
     """Members of one patient and channel: those due within the minimum gap of a group's
     first leave as one message (the first), the others are merged into it."""
+    groups = [members] if len(members) == 1 else _close_groups(members, patient, rules)
+    for head, *rest in groups:
+        result.to_send.append(head[0])
+        if head[2] > now:
+            result.send_at[head[0]] = head[2]  # claimed ahead: it leaves at its own instant
+        merges.extend({"member": member[0], "head": head[0]} for member in rest)
+
+
+def _close_groups(
+    members: list[Member], patient: DuePatient, rules: DispatchRules
+) -> list[list[Member]]:
     positions: dict[int | None, int] = {item.id: item.position for item in patient.plan_items}
     # A question leaves on its own: a combined message asks for DONE, a question for a number.
     asks = {item.id for item in patient.plan_items if item.kind in QUESTION_KINDS}
     members.sort(key=lambda m: (m[2], positions.get(m[1], 0)))
-    groups: list[list[tuple[int, int | None, dt.datetime]]] = []
+    groups: list[list[Member]] = []
     for member in members:
         last = groups[-1] if groups else None
         if (
@@ -492,69 +585,89 @@ def _group_and_merge(
             groups[-1].append(member)
         else:
             groups.append([member])
-    for head, *rest in groups:
-        result.to_send.append(head[0])
-        if head[2] > now:
-            result.send_at[head[0]] = head[2]  # claimed ahead: it leaves at its own instant
-        if rest:
-            _merge(session, head[0], [m[0] for m in rest])
-            result.merged += len(rest)
+    return groups
 
 
-def _merge(session: Session, head_id: int, member_ids: list[int]) -> None:
-    """Fold reminders into the first of their group: one message names them all (their
-    kinds are read back through ``merged_into_id``, see ``messages.merged_kinds``)."""
-    session.execute(
-        update(Reminder)
-        .where(Reminder.id.in_(member_ids))
-        .values(status=ReminderStatus.MERGED, merged_into_id=head_id)
-    )
-
-
-def _insert_new(
-    session: Session, rows: list[dict[str, object]]
-) -> list[tuple[int, int, int | None, dt.datetime, ReminderStatus, Channel]]:
-    statement = insert_ignoring_duplicates(
-        Reminder, session=session, unique=("plan_item_id", "due_at", "channel")
-    ).returning(
-        Reminder.id,
-        Reminder.patient_id,
-        Reminder.plan_item_id,
-        Reminder.due_at,
-        Reminder.status,
-        Reminder.channel,
-    )
-    found = session.execute(statement, rows).all()
-    return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in found]
-
-
-def _advance(
-    items: Sequence[PlanItem], schedule: PatientSchedule, after: dt.datetime
-) -> list[dict[str, object]]:
-    """Each item's move to its next due time, for ``_store_advances``.
-
-    The loaded items take the new values as already stored: marked dirty instead, the ORM
-    would flush them one UPDATE each, inside the reminder INSERT's autoflush."""
-    upcoming = next_due_by_item(schedule, after=after)
-    moves: list[dict[str, object]] = []
-    for item in items:
-        moves.append({"item": item.id, "last": item.next_due_at, "next": upcoming.get(item.id)})
-        set_committed_value(item, "last_due_at", item.next_due_at)
-        set_committed_value(item, "next_due_at", upcoming.get(item.id))
-    return moves
-
-
-_ADVANCE = (
-    update(PlanItem.__table__)  # type: ignore[arg-type]
-    .where(PlanItem.__table__.c.id == bindparam("item"))
-    .values(last_due_at=bindparam("last"), next_due_at=bindparam("next"))
+_MERGE = (
+    update(_REMINDERS)
+    .where(_REMINDERS.c.id == bindparam("member"))
+    .values(status=ReminderStatus.MERGED, merged_into_id=bindparam("head"))
 )
 
 
-def _store_advances(session: Session, moves: list[dict[str, object]]) -> None:
-    """One executemany by primary key for the whole batch (Core: no ORM bookkeeping)."""
-    if moves:
-        session.execute(_ADVANCE, moves)
+def _merge(session: Session, merges: list[dict[str, int]], result: DispatchResult) -> None:
+    """Fold reminders into the first of their group: one message names them all (their
+    kinds are read back through ``merged_into_id``, see ``messages.merged_kinds``). One
+    executemany for the whole batch."""
+    if merges:
+        session.execute(_MERGE, merges)
+        result.merged += len(merges)
+
+
+def _insert_new(
+    session: Session, rows: list[tuple[object, ...]]
+) -> list[tuple[int, int, int | None, dt.datetime, ReminderStatus, Channel]]:
+    # Core on the table, as the database takes many rows fastest (COPY on PostgreSQL): the
+    # ORM's bulk INSERT, and psycopg parsing a multi-row INSERT's thousands of parameters,
+    # cost far more Python per row than the server takes to store it.
+    found = bulk_loader(session).insert_new(
+        session,
+        _REMINDERS,
+        _ROW_COLUMNS,
+        rows,
+        unique=("plan_item_id", "due_at", "channel"),
+        returning=(
+            _REMINDERS.c.id,
+            _REMINDERS.c.patient_id,
+            _REMINDERS.c.plan_item_id,
+            _REMINDERS.c.due_at,
+            _REMINDERS.c.status,
+            _REMINDERS.c.channel,
+        ),
+    )
+    return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in found]
+
+
+def _store_advances(
+    session: Session, moves: list[tuple[int, dt.datetime | None, dt.datetime | None]]
+) -> None:
+    """Move each item to its next due time: one UPDATE per distinct pair of times, since
+    the patients of a program due in one minute move together (a batch is one statement or
+    a few, not one per item)."""
+    by_times: dict[tuple[dt.datetime | None, dt.datetime | None], list[int]] = defaultdict(list)
+    for item_id, last, upcoming in moves:
+        by_times[last, upcoming].append(item_id)
+    for (last, upcoming), ids in by_times.items():
+        session.execute(
+            update(_PLAN_ITEMS)
+            .where(among(_PLAN_ITEMS.c.id, ids, session=session))
+            .values(last_due_at=last, next_due_at=upcoming)
+        )
+        _loaded_items_see(session, ids, last_due_at=last, next_due_at=upcoming)
+
+
+def _clear_due(session: Session, item_ids: list[int]) -> None:
+    """Nothing is due for patients who get nothing (paused without end, ended)."""
+    if item_ids:
+        session.execute(
+            update(_PLAN_ITEMS)
+            .where(among(_PLAN_ITEMS.c.id, item_ids, session=session))
+            .values(next_due_at=None)
+        )
+        _loaded_items_see(session, item_ids, next_due_at=None)
+
+
+def _loaded_items_see(session: Session, item_ids: list[int], **values: object) -> None:
+    """Plan items this session has loaded as objects (the tick's programs step, a caller's
+    own) take the values just stored by Core, as stored: marked dirty instead, the ORM
+    would write them again."""
+    if not session.identity_map:
+        return
+    for item_id in item_ids:
+        item = session.identity_map.get(identity_key(PlanItem, item_id))
+        if item is not None:
+            for name, value in values.items():
+                set_committed_value(item, name, value)
 
 
 def _ready_to_go(session: Session, ids: list[int], now: dt.datetime) -> list[int]:

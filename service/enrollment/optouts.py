@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from service import audit
 from service.db import rows_changed
+from service.db.dialects import among
 from service.models import (
     CANCELABLE_STATUSES,
     Channel,
@@ -52,13 +53,22 @@ def opted_out_among(
         return set()
     rows = session.execute(
         select(OptOut.channel, OptOut.address).where(
-            OptOut.address.in_({address for _, address in wanted})
+            among(OptOut.address, {address for _, address in wanted}, session=session)
         )
     ).tuples()
     return {(channel, address) for channel, address in rows if (channel, address) in wanted}
 
 
-def patient_addresses(patient: Patient) -> list[tuple[Channel, str | None]]:
+class Addressed(Protocol):
+    """A patient's addresses: a ``Patient``, or the dispatcher's plain row of one."""
+
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def email(self) -> str | None: ...
+
+
+def patient_addresses(patient: Addressed) -> list[tuple[Channel, str | None]]:
     """The patient's addresses as the ledger keys them."""
     return [(Channel.SMS, patient.phone), (Channel.EMAIL, patient.email)]
 

@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from service.enrollment.programs import Program, get_program, parse_time, tune, weekday_numbers
@@ -36,7 +36,44 @@ CLOSING_KIND = "program_complete"
 PHASE_CHANGE_KIND = "phase_change"
 
 
-def item_rule(item: PlanItem) -> ItemRule:
+class PlanLine(Protocol):
+    """One line of a plan as the scheduler reads it: a ``PlanItem``, or the dispatcher's
+    plain row of one (``service/delivery/due.py``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def every_minutes(self) -> int | None: ...
+    @property
+    def at_times(self) -> list[str] | None: ...
+    @property
+    def days(self) -> list[str] | None: ...
+
+
+class PlanOwner(Protocol):
+    """A patient as ``schedule_for`` reads them: a ``Patient``, or the dispatcher's row."""
+
+    @property
+    def status(self) -> PatientStatus: ...
+    @property
+    def paused_until(self) -> dt.date | None: ...
+    @property
+    def start_date(self) -> dt.date: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def wake_start(self) -> dt.time: ...
+    @property
+    def wake_end(self) -> dt.time: ...
+    @property
+    def max_per_day(self) -> int: ...
+    @property
+    def plan_items(self) -> Sequence[PlanLine]: ...
+
+
+def item_rule(item: PlanLine) -> ItemRule:
     return ItemRule(
         item_id=item.id,
         kind=item.kind,
@@ -52,8 +89,8 @@ def waking_window(patient: Patient) -> WakingWindow:
 
 
 def schedule_for(
-    patient: Patient,
-    items: Sequence[PlanItem] | None = None,
+    patient: PlanOwner,
+    items: Sequence[PlanLine] | None = None,
     *,
     min_gap: dt.timedelta = DEFAULT_MIN_GAP,
 ) -> PatientSchedule | None:

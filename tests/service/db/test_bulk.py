@@ -59,3 +59,23 @@ def test_insert_new_skips_stored_rows_and_returns_the_inserted_ones(session: Ses
     assert inserted == [("ana@example.org", Channel.EMAIL)]
     sources = dict(session.execute(select(OptOut.address, OptOut.source)).tuples().all())
     assert sources == {"+13125550100": "sms_keyword", "ana@example.org": "import"}
+
+
+def test_insert_new_can_run_twice_in_one_transaction(session: Session) -> None:
+    """The dispatcher inserts once per batch, and a caller may run batches in one
+    transaction."""
+    loader = bulk_loader(session)
+    columns = ("address", "channel", "source", "created_at")
+
+    for address in ("+13125550100", "+13125550101"):
+        loader.insert_new(
+            session,
+            OPT_OUTS,
+            columns,
+            [(address, Channel.SMS, "import", NOW)],
+            unique=("channel", "address"),
+            returning=(OPT_OUTS.c.address,),
+        )
+
+    stored = session.scalars(select(OptOut.address).order_by(OptOut.address)).all()
+    assert stored == ["+13125550100", "+13125550101"]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.db import UTCDateTime, transaction
 from service.db.dialects import (
+    among,
     commit_without_waiting_for_disk,
     for_update_skip_locked,
     insert_ignoring_duplicates,
@@ -45,6 +46,19 @@ def test_insert_ignoring_duplicates_keeps_the_stored_row_and_returns_only_new_on
         session.scalar(select(OptOut.source).where(OptOut.address == "+13125550100"))
         == "sms_keyword"
     )
+
+
+def test_among_finds_the_rows_whose_column_is_one_of_many_values(session: Session) -> None:
+    addresses = [f"+1312555{n:04d}" for n in range(1200)]
+    session.execute(sa.insert(OptOut), [opt_out_row(a) for a in addresses[::3]])
+    # More values than one short statement holds, and some that match nothing.
+    wanted = set(addresses[:900])
+
+    found = session.scalars(
+        select(OptOut.address).where(among(OptOut.address, wanted, session=session))
+    )
+
+    assert sorted(found) == addresses[:900:3]
 
 
 def test_local_date_is_the_date_in_the_given_zone(session: Session) -> None:

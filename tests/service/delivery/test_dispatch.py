@@ -338,36 +338,88 @@ CORE_ITEMS = [
 ]
 
 
-def test_the_dispatcher_sends_the_day_the_preview_shows(
-    session: Session, settings: Settings
-) -> None:
-    # stenosis-core in Chicago on Wednesday 2026-12-02; ticks every five minutes all day.
-    morning = dt.datetime(2026, 12, 2, 14, 0, tzinfo=dt.UTC)  # 08:00 CST
-    patient = patient_due(session, items=CORE_ITEMS)
-    patient.last_reply_at = morning  # answering: no back-off
-    refresh_next_due(patient=patient, after=morning - dt.timedelta(minutes=1))
-    session.flush()
+MORNING = dt.datetime(2026, 12, 2, 14, 0, tzinfo=dt.UTC)  # 08:00 CST, a Wednesday
+Message = tuple[dt.datetime, Channel, list[str]]  # due, channel, the kinds it carries
+
+
+def day_shown(session: Session, settings: Settings, patient: Patient) -> list[Message]:
+    """The preview of the day from MORNING, as (due, channel, kinds)."""
     shown = preview(
         session=session,
         settings=settings,
         patient=patient,
-        start=morning,
+        start=MORNING,
         days=1,
         urls=PublicUrls(settings.public_url),
     )
+    return [(entry.due_at, entry.channel, sorted(entry.kinds)) for entry in shown]
 
-    for step in range(12 * 12 + 1):
-        dispatch_due(session=session, rules=RULES, now=morning + dt.timedelta(minutes=5 * step))
 
-    sent = [r for r in rows(session, patient) if r.status is ReminderStatus.QUEUED]
-    merged = [r for r in rows(session, patient) if r.status is ReminderStatus.MERGED]
-    carried = {
-        r.id: sorted([r.kind, *(m.kind for m in merged if m.merged_into_id == r.id)]) for r in sent
-    }
-    assert [(r.due_at, carried[r.id]) for r in sent] == [
-        (entry.due_at, sorted(entry.kinds)) for entry in shown
+def day_sent(session: Session, patient: Patient) -> list[Message]:
+    """The messages the patient's queued reminders make, with what was merged into each."""
+    found = rows(session, patient)
+    merged = [r for r in found if r.status is ReminderStatus.MERGED]
+    return [
+        (
+            r.due_at,
+            r.channel,
+            sorted([r.kind, *(m.kind for m in merged if m.merged_into_id == r.id)]),
+        )
+        for r in found
+        if r.status is ReminderStatus.QUEUED
     ]
-    assert len(sent) == 10
+
+
+def dispatch_the_day(session: Session) -> None:
+    """A pass every five minutes from MORNING to 20:00."""
+    for step in range(12 * 12 + 1):
+        dispatch_due(session=session, rules=RULES, now=MORNING + dt.timedelta(minutes=5 * step))
+
+
+def answering_from_the_morning(session: Session, patient: Patient) -> None:
+    patient.last_reply_at = MORNING  # answering: no back-off
+    refresh_next_due(patient=patient, after=MORNING - dt.timedelta(minutes=1))
+    session.flush()
+
+
+def test_the_dispatcher_sends_the_day_the_preview_shows(
+    session: Session, settings: Settings
+) -> None:
+    # stenosis-core in Chicago on Wednesday 2026-12-02; ticks every five minutes all day.
+    patient = patient_due(session, items=CORE_ITEMS)
+    answering_from_the_morning(session, patient)
+    shown = day_shown(session, settings, patient)
+
+    dispatch_the_day(session)
+
+    assert day_sent(session, patient) == shown
+    assert len(shown) == 10
+
+
+def test_patients_who_share_a_plan_are_each_sent_the_day_their_preview_shows(
+    session: Session, settings: Settings
+) -> None:
+    """A pass computes a plan's day once for every patient on it: each still gets their
+    own items, channels and merges. The second patient's items were added in the reverse
+    order (their ids run against the plan's order), the third is on the same plan by
+    email and text."""
+    patients = [
+        patient_due(session, items=CORE_ITEMS),
+        patient_due(session, items=CORE_ITEMS[::-1]),
+        patient_due(session, items=CORE_ITEMS, channel=ChannelChoice.BOTH, email="a@example.org"),
+    ]
+    for patient in patients:
+        answering_from_the_morning(session, patient)
+    shown = {patient.id: day_shown(session, settings, patient) for patient in patients}
+
+    dispatch_the_day(session)
+
+    for patient in patients:
+        found = rows(session, patient)
+        own = {item.id: item.kind for item in patient.plan_items}
+        assert all(own[r.plan_item_id] == r.kind for r in found if r.plan_item_id is not None)
+        assert sorted(day_sent(session, patient)) == sorted(shown[patient.id])
+    assert len(shown[patients[2].id]) == 20  # each message by text and by email
 
 
 def test_silence_counts_from_the_first_reminder_that_went_out_not_from_enrollment(

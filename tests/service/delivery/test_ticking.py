@@ -13,25 +13,27 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from service.broker import VISIBILITY_TIMEOUT
 from service.db import transaction
 from service.delivery.sending import SendOutcome, Transports, send_reminder
-from service.delivery.ticking import MAX_LOOK_AHEAD, look_ahead, run_tick
+from service.delivery.ticking import MAX_LOOK_AHEAD, Pending, look_ahead, pending, run_tick
 from service.enrollment.clinics import add_clinic
 from service.enrollment.patients import EnrollmentRequest, enroll
 from service.models import Patient, PatientStatus, Reminder, ReminderStatus, utcnow
 from service.transports.console import ConsoleEmailTransport, ConsoleSmsTransport
 from service.web.urls import PublicUrls
 from tests.conftest import Database, make_settings
-from tests.factories import make_clinic, make_patient
+from tests.factories import make_clinic, make_patient, make_reminder
 
 T = TypeVar("T")
 ENROLLED = dt.datetime(2026, 11, 30, 20, 0, tzinfo=dt.UTC)  # 14:00 in Chicago
 PHASE_TWO = dt.datetime(2026, 12, 15, 6, 0, 5, tzinfo=dt.UTC)  # just after local midnight
 AFTER_END = dt.datetime(2027, 1, 12, 6, 0, 5, tzinfo=dt.UTC)
 MORNING = dt.datetime(2027, 1, 12, 14, 0, 5, tzinfo=dt.UTC)  # 08:00 in Chicago
+SCHEDULED = ReminderStatus.SCHEDULED
 
 
 def enroll_progression(database: Database) -> int:
@@ -102,6 +104,47 @@ def test_past_the_end_the_closing_message_goes_out_and_then_nothing(
     with committed_db.sessions() as session:
         assert session.get_one(Patient, patient_id).status is PatientStatus.COMPLETED
     assert tick(committed_db, settings, MORNING + dt.timedelta(hours=3)) == []
+
+
+# --- the probe that makes an idle pass one statement -------------------------------------
+
+
+def test_the_probe_finds_each_kind_of_work_a_pass_does_and_the_backlog(session: Session) -> None:
+    now = dt.datetime(2026, 12, 2, 15, 0, 30, tzinfo=dt.UTC)
+    ahead = dt.timedelta(seconds=15)
+    assert pending(session, now=now, ahead=ahead) == Pending(False, False, False, 0)
+    patient = make_patient(session, make_clinic(session), schedule_after=now)
+    item = patient.plan_items[0]
+
+    item.next_due_at = now + dt.timedelta(seconds=20)  # after the look-ahead
+    session.flush()
+    assert pending(session, now=now, ahead=ahead).idle
+    item.next_due_at = now + dt.timedelta(seconds=10)
+    session.flush()
+    assert pending(session, now=now, ahead=ahead) == Pending(False, True, False, 0)
+
+    item.next_due_at = None
+    patient.plan_changes_at = now
+    # One-offs are not claimed ahead: this welcome is not due yet.
+    welcome_at = now + dt.timedelta(seconds=10)
+    make_reminder(session, patient, kind="welcome", due_at=welcome_at, status=SCHEDULED)
+    make_reminder(session, patient, kind="stretch", due_at=now, status=ReminderStatus.QUEUED)
+    assert pending(session, now=now, ahead=ahead) == Pending(True, False, False, 1)
+    assert pending(session, now=now + dt.timedelta(seconds=10), ahead=ahead).one_offs
+
+
+def test_a_pass_that_finds_only_a_one_off_due_sends_it(
+    committed_db: Database, settings: Settings
+) -> None:
+    with transaction(committed_db.sessions) as session:
+        patient = make_patient(session, make_clinic(session))
+        welcome = make_reminder(
+            session, patient, kind="welcome", due_at=MORNING, status=SCHEDULED, actionable=False
+        )
+        welcome_id = welcome.id
+
+    assert tick(committed_db, settings, MORNING - dt.timedelta(seconds=1)) == []
+    assert tick(committed_db, settings, MORNING) == [welcome_id]
 
 
 # --- two passes side by side, with no lock but PostgreSQL's rows ------------------------
