@@ -11,7 +11,9 @@ message saying how to start them. Nothing is skipped.
 from __future__ import annotations
 
 import os
+import random
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,6 +83,50 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
     if problems:
         pytest.exit("\n".join(problems), returncode=3)
+
+
+# Redis databases 2-15 are lent to one test at a time (0 holds the loans; 1 is shared by
+# tests that keep to a key prefix and never empty it).
+_LENT_DATABASES = range(2, 16)
+_LOAN_KEY = "ptnudge-tests:redis-db:{}"
+
+
+@contextmanager
+def redis_database(*, wait: float = 300.0) -> Iterator[str]:
+    """The URL of a Redis database no other test holds, emptied before and after.
+
+    Tests in parallel processes (pytest-xdist) and parallel runs on one server must not
+    share one: a test that empties its database would drop another's queued tasks. The
+    loan is a key on database 0 set only if absent, expiring after an hour in case the
+    holder dies."""
+    loans = redis.Redis.from_url(f"{REDIS_URL}/0")
+    token = secrets.token_hex(8)
+    deadline = time.monotonic() + wait
+    number = None
+    while number is None:
+        number = next(
+            (
+                n
+                for n in random.sample(_LENT_DATABASES, len(_LENT_DATABASES))
+                if loans.set(_LOAN_KEY.format(n), token, nx=True, ex=3600)
+            ),
+            None,
+        )
+        if number is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no Redis database of {REDIS_URL} came free in {wait:.0f}s")
+            time.sleep(0.5)
+    url = f"{REDIS_URL}/{number}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+        yield url
+        client.flushdb()
+    finally:
+        client.close()
+        if loans.get(_LOAN_KEY.format(number)) == token.encode():
+            loans.delete(_LOAN_KEY.format(number))
+        loans.close()
 
 
 @dataclass

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from config.settings import Settings
 from service.models import OPEN_STATUSES, Reminder, ReminderStatus
-from tests.conftest import REDIS_URL, Database, make_settings
+from tests.conftest import Database, make_settings, redis_database
 from tests.fakes.twilio_server import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
@@ -252,14 +252,9 @@ class Worker:
 
 @pytest.fixture
 def redis_broker_url() -> Iterator[str]:
-    """A Redis database number of its own, emptied before and after."""
-    number = random.randrange(2, 16)
-    url = f"{REDIS_URL}/{number}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    """A Redis database of this test's own, emptied before and after."""
+    with redis_database() as url:
+        yield url
 
 
 class RedisServer:

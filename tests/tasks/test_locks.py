@@ -4,7 +4,6 @@ without releasing blocks the task only until the lock's time-to-live runs out.""
 from __future__ import annotations
 
 import json
-import random
 import secrets
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import redis
 
 from config.settings import Settings
 from tasks.locks import single_flight
-from tests.conftest import REDIS_URL, make_settings
+from tests.conftest import make_settings, redis_database
 from tests.integration.conftest import REPO_ROOT, wait_until
 
 TTL = 1.0  # seconds: short, so the test waits little for the expiry
@@ -38,18 +37,13 @@ with single_flight(settings, "dispatch", ttl=args["ttl"]) as mine:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Iterator[Settings]:
-    url = f"{REDIS_URL}/{random.randrange(2, 16)}"
-    prefix = f"t{secrets.token_hex(3)}:"
-    yield make_settings(
-        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-        tmp_path=tmp_path,
-        broker_url=url,
-        broker_key_prefix=prefix,
-    )
-    client = redis.Redis.from_url(url)
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
-    client.close()
+    with redis_database() as url:
+        yield make_settings(
+            database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+            tmp_path=tmp_path,
+            broker_url=url,
+            broker_key_prefix=f"t{secrets.token_hex(3)}:",
+        )
 
 
 def crash_while_holding(settings: Settings, tmp_path: Path) -> str:
