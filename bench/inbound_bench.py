@@ -147,13 +147,14 @@ def web_server(
 
 @contextlib.contextmanager
 def profiler(pid: int, profile_dir: Path | None) -> Iterator[None]:
-    """py-spy sampling the server 100 times a second while the webhooks are sent, only the
+    """py-spy sampling the server 50 times a second while the webhooks are sent, only the
     thread that holds the GIL (``--gil``: where the CPU goes, not the threads waiting for
     the database or the pool); Ctrl-C makes it write its collapsed stacks. py-spy is looked
     up on PATH: ``PATH=.venv/bin:$PATH``."""
     if profile_dir is None or not shutil.which("py-spy"):
         yield
         return
+    profile_dir.mkdir(parents=True, exist_ok=True)
     out = profile_dir / "inbound.folded"
     spy = subprocess.Popen(
         [
