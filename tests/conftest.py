@@ -102,20 +102,10 @@ def redis_database(*, wait: float = 300.0) -> Iterator[str]:
     loans = redis.Redis.from_url(f"{REDIS_URL}/0")
     token = secrets.token_hex(8)
     deadline = time.monotonic() + wait
-    number = None
-    while number is None:
-        number = next(
-            (
-                n
-                for n in random.sample(_LENT_DATABASES, len(_LENT_DATABASES))
-                if loans.set(_LOAN_KEY.format(n), token, nx=True, ex=3600)
-            ),
-            None,
-        )
-        if number is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no Redis database of {REDIS_URL} came free in {wait:.0f}s")
-            time.sleep(0.5)
+    while (number := _borrow(loans, token)) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no Redis database of {REDIS_URL} came free in {wait:.0f}s")
+        time.sleep(0.5)
     url = f"{REDIS_URL}/{number}"
     client = redis.Redis.from_url(url)
     try:
@@ -127,6 +117,27 @@ def redis_database(*, wait: float = 300.0) -> Iterator[str]:
         if loans.get(_LOAN_KEY.format(number)) == token.encode():
             loans.delete(_LOAN_KEY.format(number))
         loans.close()
+
+
+def _borrow(loans: redis.Redis, token: str) -> int | None:
+    """A free database number, now lent under ``token``, or None when all are out."""
+    for number in random.sample(_LENT_DATABASES, len(_LENT_DATABASES)):
+        if loans.set(_LOAN_KEY.format(number), token, nx=True, ex=3600):
+            return number
+    return None
+
+
+@contextmanager
+def redis_broker_settings(tmp_path: Path) -> Iterator[Settings]:
+    """Settings for a SQLite database in ``tmp_path`` and a Redis broker on a database of
+    the test's own, its keys under a prefix as in production."""
+    with redis_database() as url:
+        yield make_settings(
+            database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+            tmp_path=tmp_path,
+            broker_url=url,
+            broker_key_prefix=f"t{secrets.token_hex(3)}:",
+        )
 
 
 @dataclass

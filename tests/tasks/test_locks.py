@@ -4,7 +4,6 @@ without releasing blocks the task only until the lock's time-to-live runs out.""
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import redis
 
 from config.settings import Settings
 from tasks.locks import single_flight
-from tests.conftest import make_settings, redis_database
+from tests.conftest import redis_broker_settings
 from tests.integration.conftest import REPO_ROOT, wait_until
 
 TTL = 1.0  # seconds: short, so the test waits little for the expiry
@@ -37,13 +36,8 @@ with single_flight(settings, "dispatch", ttl=args["ttl"]) as mine:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Iterator[Settings]:
-    with redis_database() as url:
-        yield make_settings(
-            database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-            tmp_path=tmp_path,
-            broker_url=url,
-            broker_key_prefix=f"t{secrets.token_hex(3)}:",
-        )
+    with redis_broker_settings(tmp_path) as settings:
+        yield settings
 
 
 def crash_while_holding(settings: Settings, tmp_path: Path) -> str:

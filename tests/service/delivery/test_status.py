@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from service.delivery.status import SEND_QUEUE, broker_queue_depth, collect_stat
 from service.models import AlertStatus, ClinicAlert
 from tasks.app import create_app
 from tasks.reminders import enqueue_sends
-from tests.conftest import make_settings, redis_database
+from tests.conftest import redis_broker_settings
 from tests.factories import make_clinic, make_patient
 from tests.service.replies.test_inbound import NOW, sms
 
@@ -41,13 +40,8 @@ def test_status_counts_the_clinic_alerts_not_yet_sent(session: Session, settings
 def prefixed_broker(tmp_path: Path) -> Iterator[Settings]:
     """Settings for a Redis broker whose keys carry a prefix, on a Redis database emptied
     before and after."""
-    with redis_database() as url:
-        yield make_settings(
-            database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-            tmp_path=tmp_path,
-            broker_url=url,
-            broker_key_prefix=f"t{secrets.token_hex(3)}:",
-        )
+    with redis_broker_settings(tmp_path) as settings:
+        yield settings
 
 
 def test_the_queue_depth_counts_the_tasks_in_the_prefixed_send_queue(
