@@ -37,7 +37,17 @@ def create_app(settings: Settings) -> Celery:
         # from the broker and the claim turns the second delivery into a no-op. Cancelling them
         # instead would leave reminders mid-send, for the sweeper to reconcile.
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        worker_prefetch_multiplier=4,
+        # No prefetch limit. With one, kombu's Redis transport does not read its socket while
+        # the limit is reached (``MultiChannelPoller.on_readable``), so a broker reply waiting
+        # there wakes the worker's event loop without pause until a pool process is free: a
+        # third of a core and more through every burst (docs/scaling.md, the send path).
+        # Unlimited, the consumer reads what is queued into the pool's buffer and sleeps.
+        # Nothing depends on the limit for safety: messages are acknowledged late, a dead
+        # worker's are requeued by the sweeper, and the reminder's own claim makes a second
+        # delivery a no-op. Several workers split a burst by how fast each takes messages
+        # from Redis; a send task is a list of at most 20 ids, so a backlog held in memory
+        # is small.
+        worker_prefetch_multiplier=0,
         worker_concurrency=settings.worker_concurrency or 2 * (os.cpu_count() or 1),
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker.transport_options(settings),
