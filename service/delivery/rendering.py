@@ -285,7 +285,14 @@ def _percent(fraction: float) -> str:
 
 
 def _root(templates_dir: Path | None) -> Path:
-    return (templates_dir or TEMPLATES_DIR).resolve()
+    return _resolved(templates_dir or TEMPLATES_DIR)
+
+
+@lru_cache(maxsize=8)
+def _resolved(folder: Path) -> Path:
+    """A templates folder's real path, looked up once rather than for every message (each
+    lookup is a system call per path component)."""
+    return folder.resolve()
 
 
 def environment(templates_dir: Path | None = None) -> jinja2.Environment:
@@ -332,6 +339,7 @@ def template_index(templates_dir: Path) -> dict[TemplateKey, frozenset[int]]:
 
 def clear_caches() -> None:
     """Forget environments and indexes, so that edited or added template files are read."""
+    _resolved.cache_clear()
     _environment.cache_clear()
     template_index.cache_clear()
 

@@ -51,10 +51,21 @@ _AROUND_NEWLINE_RE = re.compile(r" *\n *")
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
 
 
-def _replace_char(char: str) -> str:
-    if char in _REPLACEMENTS:
-        return _REPLACEMENTS[char]
-    return " " if char.isspace() and char != "\n" else char
+# Every whitespace character Python knows lies below U+3001 (the ideographic space, U+3000,
+# is the last): tests/service/delivery/test_segments.py checks that against all of Unicode.
+_LAST_SPACE = 0x3000
+# One ``str.translate`` table: the look-alikes above, and every other whitespace character
+# but the newline as a plain space.
+_TRANSLATION = str.maketrans(
+    {
+        **{
+            char: " "
+            for char in map(chr, range(_LAST_SPACE + 1))
+            if char.isspace() and char != "\n"
+        },
+        **_REPLACEMENTS,
+    }
+)
 
 
 def normalize(text: str) -> str:
@@ -62,7 +73,7 @@ def normalize(text: str) -> str:
     compose accents (so "e" + combining acute becomes the GSM-7 "é") and collapse runs of
     whitespace. Idempotent: normalizing twice changes nothing more."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(_replace_char(char) for char in text)
+    text = text.translate(_TRANSLATION)
     # NFC after the replacements: removing an invisible character can bring a letter and a
     # combining accent together, and composing them later would break idempotence.
     text = unicodedata.normalize("NFC", text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 from hypothesis import given
@@ -77,6 +78,14 @@ def test_normalize_replaces_smart_punctuation_and_odd_spaces_with_gsm7() -> None
     text = "“Ana’s” plan\u00a0\u2014 stretch\u202fnow…"  # noqa: RUF001
     assert normalize(text) == '"Ana\'s" plan - stretch now...'
     assert is_gsm7(normalize(text))
+
+
+def test_every_whitespace_character_of_unicode_becomes_a_space_or_a_line_break() -> None:
+    # normalize's table lists the whitespace below U+3001: nothing of Unicode lies above it.
+    spaces = [chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()]
+    assert max(spaces) == "\u3000"
+    for char in spaces:
+        assert normalize(f"a{char}b") in {"a b", "a\nb"}, f"U+{ord(char):04X}"
 
 
 def test_normalize_composes_a_decomposed_accent_into_the_gsm7_letter() -> None:
