@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, case, select, update
-from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from config.settings import Settings
 from service import metrics
@@ -225,9 +225,7 @@ def _claim(
         select(Reminder)
         .where(Reminder.id.in_(reminder_ids), Reminder.status == ReminderStatus.QUEUED)
         .options(
-            joinedload(Reminder.patient, innerjoin=True).options(
-                joinedload(Patient.clinic, innerjoin=True), selectinload(Patient.plan_items)
-            ),
+            joinedload(Reminder.patient, innerjoin=True).joinedload(Patient.clinic, innerjoin=True),
         )
         .order_by(Reminder.id)
     )
