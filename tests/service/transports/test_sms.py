@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -304,3 +305,79 @@ def test_find_sent_failure_is_a_transport_error(
         sms.find_sent(to=PATIENT, since=dt.datetime.now(dt.UTC))
 
     assert caught.value.code == "20003"
+
+
+# --- the environment's proxy and CA settings, read once when the transport is built ------------
+
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
+
+
+@pytest.fixture
+def clean_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_http_proxy_from_the_environment_carries_every_send(
+    twilio_settings: SettingsFactory,
+    twilio: FakeTwilioServer,
+    clean_proxy_environment: pytest.MonkeyPatch,
+) -> None:
+    # The fake answers absolute-form requests as a forward proxy would pass them on; the API
+    # host itself does not resolve, so the message arrives only through the proxy.
+    clean_proxy_environment.setenv("HTTP_PROXY", twilio.url)
+    sms = TwilioSmsTransport(
+        twilio_settings(twilio_api_url="http://api.twilio.invalid"), timeout=2.0
+    )
+
+    sms.send(sms_to())
+    sms.send(sms_to(to="+13125550101"))
+
+    assert [sent["to"] for sent in twilio.messages] == [PATIENT, "+13125550101"]
+
+
+def test_no_proxy_naming_the_api_host_sends_directly(
+    twilio_settings: SettingsFactory,
+    twilio: FakeTwilioServer,
+    clean_proxy_environment: pytest.MonkeyPatch,
+) -> None:
+    clean_proxy_environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    clean_proxy_environment.setenv("NO_PROXY", "127.0.0.1,localhost")
+    sms = TwilioSmsTransport(twilio_settings(), timeout=2.0)
+
+    sms.send(sms_to())
+
+    assert len(twilio.messages) == 1
+
+
+def test_a_ca_bundle_named_in_the_environment_is_the_one_https_uses(
+    twilio_settings: SettingsFactory,
+    clean_proxy_environment: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    https_url = f"https://127.0.0.1:{closed_port()}"
+    # Without the variable: the usual bundle, and the closed port refuses the connection.
+    assert send_error(TwilioSmsTransport(twilio_settings(twilio_api_url=https_url))).code == (
+        "connection"
+    )
+
+    clean_proxy_environment.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing-ca.pem"))
+    error = send_error(TwilioSmsTransport(twilio_settings(twilio_api_url=https_url)))
+
+    # requests looks for the named bundle before it connects: the variable was read.
+    assert error.code == "unexpected"
