@@ -17,7 +17,12 @@ and measures until every one is sent:
 - worker RSS: sum of VmRSS over the worker's process group, sampled every second (peak);
 - baseline: the same N messages from one plain loop of ``twilio.rest.Client`` calls (its
   rate and CPU per message), and from 8 such loops in threads: if 8 are much faster than 1,
-  one loop is bound by its client, not by the fake, and the ratio is against a real limit.
+  one loop is bound by its client, not by the fake, and the ratio is against a real limit;
+- the ETA-per-task design (``bench/eta_design.py``: one Celery task per reminder queued ahead
+  with an ETA, Celery's defaults, a pool as large as ptnudge's) with the same N due at the
+  next minute, while ptnudge's worker and beat are stopped (SIGSTOP): its rate, lateness and
+  CPU per message (its worker and pool, from the first task queued). ``--no-eta-design``
+  skips it.
 
     .venv/bin/python bench/pipeline_bench.py --n 2000 --tick 2 --patients 100000
     .venv/bin/python bench/pipeline_bench.py --n 5000 --patients 1000000
@@ -48,6 +53,7 @@ from types import FrameType
 
 import redis
 import sqlalchemy as sa
+from celery import Celery
 from rich.console import Console
 from rich.table import Table
 from twilio.rest import Client
@@ -55,6 +61,7 @@ from twilio.rest import Client
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.eta_design import QUEUE, READY, TASK  # noqa: E402
 from bench.scratch import create_database, drop_database  # noqa: E402
 from config.settings import Settings, load_settings  # noqa: E402 - after the path fix above
 from service.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
@@ -184,13 +191,20 @@ class Stack:
             _env_file=None,
         )
 
-    def start(self, name: str, *args: str, ready: bytes) -> None:
-        command = [sys.executable, "-m", "celery", "-A", "tasks.app", *args]
+    def start(
+        self,
+        name: str,
+        *args: str,
+        ready: bytes,
+        app: str = "tasks.app",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        command = [sys.executable, "-m", "celery", "-A", app, *args]
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             self.processes[name] = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log,
-                start_new_session=True,
+                command, cwd=REPO_ROOT, env={**self.env, **(env or {})}, stdout=log,
+                stderr=log, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + 90
         while ready not in log_path.read_bytes():
@@ -241,9 +255,27 @@ def group_cpu_seconds(pgid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+PTNUDGE_PROCESSES = ("worker", "beat")
+ETA_WORKER = "eta-worker"
+
+
 def ptnudge_cpu_seconds(stack: Stack) -> float:
     """Summed over the worker's and beat's process groups."""
-    return sum(group_cpu_seconds(process.pid) for process in stack.processes.values())
+    return sum(group_cpu_seconds(stack.processes[name].pid) for name in PTNUDGE_PROCESSES)
+
+
+@contextlib.contextmanager
+def paused(stack: Stack, names: tuple[str, ...]) -> Iterator[None]:
+    """These process groups stopped (SIGSTOP) while the other design has the cores; they go on
+    where they were afterwards (SIGCONT)."""
+    groups = [stack.processes[name].pid for name in names if name in stack.processes]
+    for pgid in groups:
+        os.killpg(pgid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pgid in groups:
+            os.killpg(pgid, signal.SIGCONT)
 
 
 class RssSampler:
@@ -419,6 +451,83 @@ def run_pipeline(
     )
 
 
+# --- the ETA-per-task design (bench/eta_design.py), on the same cores -------------------------
+
+
+@dataclass
+class EtaResult:
+    accepted: int
+    seconds: float  # due instant -> the fake's last receive time
+    p50: float
+    p99: float
+    cpu_seconds: float  # its worker and pool, from the first task queued to the last send
+    early: int
+    complete: bool
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds if self.seconds > 0 else 0.0
+
+
+ETA_QUEUE_RATE = 1000  # tasks/s the benchmark queues at least: the due minute leaves room
+
+
+def start_eta_worker(stack: Stack, *, concurrency: int | None) -> None:
+    """The ETA-per-task design's worker, with a pool as large as ptnudge's; it waits stopped
+    until its turn."""
+    env = {
+        "BENCH_ETA_BROKER_URL": stack.broker_url,
+        "BENCH_ETA_DATABASE_URL": stack.url,
+        "BENCH_ETA_TWILIO_URL": stack.twilio.url,
+        "BENCH_ETA_FROM": FROM_NUMBER,
+    }
+    if concurrency:
+        env["BENCH_ETA_CONCURRENCY"] = str(concurrency)
+    # At WARNING, as Celery's per-task INFO lines would cost it a share of its CPU.
+    stack.start(ETA_WORKER, "worker", "--loglevel", "WARNING", "--without-gossip",
+                "--without-mingle", "--hostname", f"eta{os.getpid()}@%h",
+                ready=READY.encode(), app="bench.eta_design", env=env)  # fmt: skip
+    os.killpg(stack.processes[ETA_WORKER].pid, signal.SIGSTOP)
+
+
+def run_eta_design(stack: Stack, *, n: int, timeout: float, console: Console) -> EtaResult:
+    """Patients 1..N, one task each with ``eta`` at the next due minute; ptnudge's worker and
+    beat are stopped meanwhile."""
+
+    stack.twilio.reset()
+    with paused(stack, PTNUDGE_PROCESSES):
+        os.killpg(stack.processes[ETA_WORKER].pid, signal.SIGCONT)
+        try:
+            now = dt.datetime.now(dt.UTC)
+            target = next_target(now + dt.timedelta(seconds=n / ETA_QUEUE_RATE))
+            console.log(f"N={n:,}, ETA-per-task design: due at {target:%H:%M:%S} UTC; queueing")
+            cpu_before = group_cpu_seconds(stack.processes[ETA_WORKER].pid)
+            sender = Celery("eta-design-sender", broker=stack.broker_url)
+            with sender.producer_or_acquire() as producer:
+                for patient_id in range(1, n + 1):
+                    sender.send_task(
+                        TASK, args=[patient_id], eta=target, queue=QUEUE, producer=producer
+                    )
+            if dt.datetime.now(dt.UTC) >= target:
+                raise RuntimeError("queueing the ETA tasks took past their due time")
+            deadline = time.monotonic() + timeout
+            while stack.twilio.message_count < n and time.monotonic() < deadline:
+                time.sleep(0.5)
+            cpu = group_cpu_seconds(stack.processes[ETA_WORKER].pid) - cpu_before
+        finally:
+            os.killpg(stack.processes[ETA_WORKER].pid, signal.SIGSTOP)
+    late = received_lateness(stack, target)
+    return EtaResult(
+        accepted=len(late),
+        seconds=late[-1] if late else 0.0,
+        p50=percentile(late, 0.5),
+        p99=percentile(late, 0.99),
+        cpu_seconds=cpu,
+        early=sum(1 for value in late if value < 0),
+        complete=len(late) >= n,
+    )
+
+
 def plain_client(stack: Stack) -> Client:
     client = Client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
     # As service/transports/sms.py does: no edge/region rewriting, the fake's base URL.
@@ -468,7 +577,7 @@ class Report:
     load_seconds: float
     idle_ms: list[float]
     idle_rss_mb: float | None  # None: no worker was started (--idle-only)
-    runs: list[tuple[RunResult, LoopResult]] = field(default_factory=list)
+    runs: list[tuple[RunResult, LoopResult, EtaResult | None]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -494,10 +603,12 @@ def print_report(report: Report, console: Console, command: str) -> None:
     )
     if report.idle_rss_mb is not None:
         table.add_row("worker RSS, idle (MB)", f"{report.idle_rss_mb:.0f}", "", "")
-    for run, loop in report.runs:
+    for run, loop, eta in report.runs:
         add_run_rows(table, run, loop)
+        if eta is not None:
+            add_eta_rows(table, run, loop, eta)
     console.print(table)
-    for run, _ in report.runs:
+    for run, _, _ in report.runs:
         console.print(
             f"N={run.n:,}: final statuses {run.statuses}; fake accepted {run.fake_accepted:,}"
         )
@@ -559,6 +670,32 @@ def add_run_rows(table: Table, run: RunResult, loop: LoopResult) -> None:
     table.add_row(f"{tag} worker RSS, peak (MB)", f"{run.peak_rss_mb:.0f}", "", "")
 
 
+def add_eta_rows(table: Table, run: RunResult, loop: LoopResult, eta: EtaResult) -> None:
+    tag = f"N={run.n:,} ETA-per-task design" + ("" if eta.complete else " [red](incomplete)[/]")
+    rate = run.fake_accepted / run.seconds if run.seconds > 0 else 0.0
+    table.add_row(f"{tag} received / before due", f"{eta.accepted:,} / {eta.early}", "", "")
+    table.add_row(
+        f"{tag} msg/s (due -> last received)",
+        f"{eta.rate:.0f} ({eta.seconds:.1f} s)",
+        "",
+        f"{eta.rate / loop.rate:.2f}x loop" if loop.rate else "-",
+    )
+    table.add_row(
+        f"N={run.n:,} pipeline msg/s vs the ETA-per-task design",
+        f"{rate:.0f} vs {eta.rate:.0f}",
+        "ahead of it",
+        ratio(rate, eta.rate, higher_is_better=True),
+    )
+    table.add_row(f"{tag} lateness p50 / p99 (s)", f"{eta.p50:.2f} / {eta.p99:.2f}", "", "")
+    cpu = eta.cpu_seconds / eta.accepted if eta.accepted else 0.0
+    table.add_row(
+        f"{tag} CPU ms/msg, its worker",
+        f"{cpu * 1000:.2f}",
+        "",
+        f"{cpu / loop.cpu_per_message:.2f}x loop" if loop.cpu_per_message else "-",
+    )
+
+
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -584,6 +721,8 @@ def run_all(args: argparse.Namespace, console: Console, stack: Stack, engine: sa
                 "--hostname", f"bench{os.getpid()}@%h", *pool, ready=b" ready.")  # fmt: skip
     stack.start("beat", "beat", "--loglevel", "INFO", "--schedule",
                 str(stack.log_dir / "beat-schedule"), ready=b"beat: Starting")  # fmt: skip
+    if args.eta_design:
+        start_eta_worker(stack, concurrency=args.concurrency)
     report = Report(args.patients, load_seconds, idle, group_rss_mb(stack.processes["worker"].pid))
     rate = 0.0
     for n in sorted(set(args.n)):
@@ -597,7 +736,11 @@ def run_all(args: argparse.Namespace, console: Console, stack: Stack, engine: sa
         timeout = max(300.0, 3 * estimate)
         run = run_pipeline(stack, engine, n=n, timeout=timeout, console=console)
         console.log(f"N={n:,}: pipeline done; plain twilio loop")
-        report.runs.append((run, plain_loop(stack, n=n)))
+        loop = plain_loop(stack, n=n)
+        eta = None
+        if args.eta_design:
+            eta = run_eta_design(stack, n=n, timeout=timeout, console=console)
+        report.runs.append((run, loop, eta))
         # The send phase's rate: the wait for the first tick is paid once, not per message.
         sending = run.seconds - run.queued_first
         rate = run.sent / sending if sending > 0 else 0.0
@@ -623,6 +766,12 @@ def main() -> None:
         type=int,
         default=None,
         help="worker pool processes (default: ptnudge's own, two per CPU)",
+    )
+    parser.add_argument(
+        "--no-eta-design",
+        dest="eta_design",
+        action="store_false",
+        help="skip the ETA-per-task design's run after each N (bench/eta_design.py)",
     )
     args = parser.parse_args()
     args.n = [] if args.idle_only else args.n or [5000]
@@ -654,7 +803,7 @@ def main() -> None:
     # A figure is only worth reading if every due reminder reached the provider exactly once.
     short = [
         f"N={run.n:,}: {run.fake_accepted:,}"
-        for run, _ in report.runs
+        for run, _, _ in report.runs
         if run.fake_accepted != run.n
     ]
     if short:

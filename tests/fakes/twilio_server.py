@@ -18,7 +18,8 @@ As a separate process (the worker fault tests and the benchmark)::
     python -m tests.fakes.twilio_server --port 0 --sid AC... --token ...
 
 prints ``listening on http://127.0.0.1:N`` and is controlled over HTTP: ``GET /_fake/messages``,
-``GET /_fake/callbacks``, ``POST /_fake/config`` (JSON, the keys of ``FakeTwilioServer.configure``).
+``GET /_fake/count``, ``GET /_fake/callbacks``, ``POST /_fake/config`` (JSON, the keys of
+``FakeTwilioServer.configure``).
 ``twilio_server_process()`` starts one and returns a ``RemoteTwilioServer`` with the same
 controls.
 
@@ -244,6 +245,7 @@ class FakeTwilioServer(_Controls):
         app.router.add_get(messages + ".json", self._list)
         app.router.add_get(messages + "/{message_sid}.json", self._fetch)
         app.router.add_get("/_fake/messages", self._fake_messages)
+        app.router.add_get("/_fake/count", self._fake_count)
         app.router.add_get("/_fake/callbacks", self._fake_callbacks)
         app.router.add_post("/_fake/config", self._fake_config)
         # A short shutdown: a request parked in slow() must not hold the test's teardown.
@@ -269,6 +271,12 @@ class FakeTwilioServer(_Controls):
         and ``received_at``)."""
         with self._lock:
             return [dict(message) for message in self._messages]
+
+    @property
+    def message_count(self) -> int:
+        """How many messages it accepted: cheap to poll while thousands arrive."""
+        with self._lock:
+            return len(self._messages)
 
     @property
     def callbacks(self) -> list[JSON]:
@@ -358,6 +366,9 @@ class FakeTwilioServer(_Controls):
 
     async def _fake_messages(self, request: web.Request) -> web.Response:
         return web.json_response(self.messages)
+
+    async def _fake_count(self, request: web.Request) -> web.Response:
+        return web.json_response({"messages": self.message_count})
 
     async def _fake_callbacks(self, request: web.Request) -> web.Response:
         return web.json_response(self.callbacks)
@@ -671,6 +682,11 @@ class RemoteTwilioServer(_Controls):
     @property
     def messages(self) -> list[JSON]:
         return list(self._call("GET", "/_fake/messages"))
+
+    @property
+    def message_count(self) -> int:
+        """How many messages it accepted: cheap to poll while thousands arrive."""
+        return int(self._call("GET", "/_fake/count")["messages"])
 
     @property
     def callbacks(self) -> list[JSON]:
