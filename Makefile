@@ -65,6 +65,7 @@ migrate: $(STAMP) ## apply migrations to PTNUDGE_DATABASE_URL
 bench: $(STAMP) ## benchmarks (PostgreSQL + Redis on 127.0.0.1); prints tables
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/send_bench.py
 	$(BIN)/python bench/dispatch_bench.py
 	$(BIN)/python bench/inbound_bench.py
 
