@@ -15,8 +15,9 @@ and measures until every one is sent:
   the worker (no pre-ping, one tick's look-ahead), median of ``--idle-runs`` (9);
   ``--idle-only`` loads the patients, times that and stops (no worker, no N);
 - worker RSS: sum of VmRSS over the worker's process group, sampled every second (peak);
-- baseline: the same N messages from one plain loop of ``twilio.rest.Client`` calls (its
-  rate and CPU per message), and from 8 such loops in threads: if 8 are much faster than 1,
+- baseline: the same N messages from one plain loop of ``twilio.rest.Client`` calls, right
+  before the pipeline's run and right after it (its rate over both, and CPU per message),
+  and from 8 such loops in threads: if 8 are much faster than 1,
   one loop is bound by its client, not by the fake, and the ratio is against a real limit;
 - the ETA-per-task design (``bench/eta_design.py``: one Celery task per reminder queued ahead
   with an ETA, Celery's defaults, a pool as large as ptnudge's) with the same N due at the
@@ -343,9 +344,21 @@ class RunResult:
 
 @dataclass
 class LoopResult:
-    rate: float  # one plain loop, messages/s
+    """The plain loop right before the pipeline's run and right after it (this machine's
+    speed drifts, and a long burst sits between the two), then LOOP_THREADS loops."""
+
+    before: tuple[float, float]  # one plain loop: messages/s, CPU seconds per message
+    after: tuple[float, float]
     threaded_rate: float  # LOOP_THREADS loops in threads, messages/s
-    cpu_per_message: float  # the single loop's CPU seconds per message
+
+    @property
+    def rate(self) -> float:
+        """Both single loops as one: 2N messages over their summed time."""
+        return 2 / (1 / self.before[0] + 1 / self.after[0])
+
+    @property
+    def cpu_per_message(self) -> float:
+        return (self.before[1] + self.after[1]) / 2
 
     @property
     def bound_by(self) -> str:
@@ -563,10 +576,10 @@ def timed_loops(stack: Stack, *, n: int, threads: int) -> tuple[float, float]:
     return n / seconds, cpu / n
 
 
-def plain_loop(stack: Stack, *, n: int) -> LoopResult:
-    rate, cpu = timed_loops(stack, n=n, threads=1)
+def loop_after(stack: Stack, *, n: int, before: tuple[float, float]) -> LoopResult:
+    after = timed_loops(stack, n=n, threads=1)
     threaded, _ = timed_loops(stack, n=n, threads=LOOP_THREADS)
-    return LoopResult(rate=rate, threaded_rate=threaded, cpu_per_message=cpu)
+    return LoopResult(before=before, after=after, threaded_rate=threaded)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -631,7 +644,12 @@ def add_run_rows(table: Table, run: RunResult, loop: LoopResult) -> None:
         # Against the loop itself, not against the aim: "0.58x loop".
         ratio(rate, loop.rate, higher_is_better=True, aim=0.8).replace("x", "x loop", 1),
     )
-    table.add_row(f"{tag} plain twilio loop msg/s, 1 thread", f"{loop.rate:.0f}", "", "")
+    table.add_row(
+        f"{tag} plain twilio loop msg/s, 1 thread (before / after)",
+        f"{loop.rate:.0f} ({loop.before[0]:.0f} / {loop.after[0]:.0f})",
+        "",
+        "",
+    )
     table.add_row(
         f"{tag} plain twilio loop msg/s, {LOOP_THREADS} threads",
         f"{loop.threaded_rate:.0f}",
@@ -744,9 +762,11 @@ def run_all(args: argparse.Namespace, console: Console, stack: Stack, engine: sa
             )
             continue
         timeout = max(300.0, 3 * estimate)
+        console.log(f"N={n:,}: plain twilio loop before the pipeline")
+        before = timed_loops(stack, n=n, threads=1)
         run = run_pipeline(stack, engine, n=n, timeout=timeout, console=console)
-        console.log(f"N={n:,}: pipeline done; plain twilio loop")
-        loop = plain_loop(stack, n=n)
+        console.log(f"N={n:,}: pipeline done; plain twilio loop again")
+        loop = loop_after(stack, n=n, before=before)
         eta = None
         if args.eta_design:
             eta = run_eta_design(stack, n=n, timeout=timeout, console=console)
