@@ -17,8 +17,9 @@ and measures until every one is sent:
 - worker RSS: sum of VmRSS over the worker's process group, sampled every second (peak);
 - baseline: the same N messages from one plain loop of ``twilio.rest.Client`` calls, right
   before the pipeline's run and right after it (its rate over both, and CPU per message),
-  and from 8 such loops in threads: if 8 are much faster than 1,
-  one loop is bound by its client, not by the fake, and the ratio is against a real limit;
+  and from 8 such loops in threads: if 8 are much faster than 1, or the client used more
+  CPU than the fake during the single loop, one loop is bound by its client, not by the
+  fake, and the ratio is against a real limit;
 - the ETA-per-task design (``bench/eta_design.py``: one Celery task per reminder queued ahead
   with an ETA, Celery's defaults, a pool as large as ptnudge's) with the same N due at the
   next minute, while ptnudge's worker and beat are stopped (SIGSTOP): its rate, lateness and
@@ -347,24 +348,32 @@ class LoopResult:
     """The plain loop right before the pipeline's run and right after it (this machine's
     speed drifts, and a long burst sits between the two), then LOOP_THREADS loops."""
 
-    before: tuple[float, float]  # one plain loop: messages/s, CPU seconds per message
-    after: tuple[float, float]
+    before: Loop  # one plain loop
+    after: Loop
     threaded_rate: float  # LOOP_THREADS loops in threads, messages/s
 
     @property
     def rate(self) -> float:
         """Both single loops as one: 2N messages over their summed time."""
-        return 2 / (1 / self.before[0] + 1 / self.after[0])
+        return 2 / (1 / self.before.rate + 1 / self.after.rate)
 
     @property
     def cpu_per_message(self) -> float:
-        return (self.before[1] + self.after[1]) / 2
+        return (self.before.cpu_per_message + self.after.cpu_per_message) / 2
 
     @property
     def bound_by(self) -> str:
+        """What limits one loop: 8 threads much faster say the client's round trips; if
+        not, whichever of the client and the fake is busier (8 threads share one
+        interpreter, so a client near a whole core gains nothing from them)."""
         if self.threaded_rate >= CLIENT_BOUND * self.rate:
-            return "the client (8 threads are faster: the fake has room)"
-        return "the fake server (8 threads are no faster)"
+            return "the client's round trips (8 threads are faster: the fake has room)"
+        client = self.after.cpu_per_message * self.after.rate
+        fake = self.after.fake_cpu_per_message * self.after.rate
+        shares = f"client {client:.0%} of a core, fake {fake:.0%}"
+        if client >= fake:
+            return f"the client's CPU ({shares}; 8 threads share its interpreter)"
+        return f"the fake server ({shares})"
 
 
 def idle_tick_ms(stack: Stack, *, runs: int = IDLE_TICK_RUNS) -> list[float]:
@@ -556,30 +565,47 @@ def _send_range(client: Client, numbers: range) -> None:
         client.messages.create(to=f"+1{2000000000 + g}", from_=FROM_NUMBER, body=BODY)
 
 
-def timed_loops(stack: Stack, *, n: int, threads: int) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Loop:
+    rate: float  # messages/s
+    cpu_per_message: float  # this process's CPU seconds (the client's)
+    fake_cpu_per_message: float  # the fake server's CPU seconds
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process, all its threads."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return sum(int(value) for value in stat.rsplit(")", 1)[1].split()[11:13]) / os.sysconf(
+        "SC_CLK_TCK"
+    )
+
+
+def timed_loops(stack: Stack, *, n: int, threads: int) -> Loop:
     """The same N messages from ``threads`` plain loops of twilio client calls (each its own
-    client); returns messages/s and this process's CPU seconds per message."""
+    client): messages/s, and the CPU a message of this process and of the fake."""
     stack.twilio.reset()
     parts = [range(1 + k, n + 1, threads) for k in range(threads)]
     workers = [
         threading.Thread(target=_send_range, args=(plain_client(stack), part)) for part in parts
     ]
+    fake = process_cpu_seconds(stack.twilio.pid)
     began, cpu = time.perf_counter(), time.process_time()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
-    accepted = len(stack.twilio.messages)
+    fake = process_cpu_seconds(stack.twilio.pid) - fake
+    accepted = stack.twilio.message_count
     if accepted != n:
         raise RuntimeError(f"plain loop x{threads}: the fake accepted {accepted} of {n}")
-    return n / seconds, cpu / n
+    return Loop(n / seconds, cpu / n, fake / n)
 
 
-def loop_after(stack: Stack, *, n: int, before: tuple[float, float]) -> LoopResult:
+def loop_after(stack: Stack, *, n: int, before: Loop) -> LoopResult:
     after = timed_loops(stack, n=n, threads=1)
-    threaded, _ = timed_loops(stack, n=n, threads=LOOP_THREADS)
-    return LoopResult(before=before, after=after, threaded_rate=threaded)
+    threaded = timed_loops(stack, n=n, threads=LOOP_THREADS)
+    return LoopResult(before=before, after=after, threaded_rate=threaded.rate)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -646,7 +672,7 @@ def add_run_rows(table: Table, run: RunResult, loop: LoopResult) -> None:
     )
     table.add_row(
         f"{tag} plain twilio loop msg/s, 1 thread (before / after)",
-        f"{loop.rate:.0f} ({loop.before[0]:.0f} / {loop.after[0]:.0f})",
+        f"{loop.rate:.0f} ({loop.before.rate:.0f} / {loop.after.rate:.0f})",
         "",
         "",
     )

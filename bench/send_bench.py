@@ -107,11 +107,13 @@ def measure(n: int, batch: int, profile: Path | None) -> Measure:
                 profiler.disable()
                 profiler.dump_stats(profile)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            loop_rate, loop_cpu = timed_loops(stack, n=len(timed), threads=1)
+            loop = timed_loops(stack, n=len(timed), threads=1)
             engine.dispose()
     finally:
         drop_database(name)
-    return Measure(len(timed), cpu / len(timed), wall / len(timed), loop_cpu, 1 / loop_rate, sent)
+    return Measure(
+        len(timed), cpu / len(timed), wall / len(timed), loop.cpu_per_message, 1 / loop.rate, sent
+    )
 
 
 def main() -> None:

@@ -674,10 +674,11 @@ def twilio_server(
 class RemoteTwilioServer(_Controls):
     """Controls and reads a fake Twilio running in another process, over its HTTP API."""
 
-    def __init__(self, url: str, *, account_sid: str, auth_token: str) -> None:
+    def __init__(self, url: str, *, account_sid: str, auth_token: str, pid: int) -> None:
         self.url = url
         self.account_sid = account_sid
         self.auth_token = auth_token
+        self.pid = pid  # the fake's process (the benchmark reads its CPU time)
 
     @property
     def messages(self) -> list[JSON]:
@@ -722,7 +723,9 @@ def twilio_server_process(
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     try:
         url = _read_listening_url(process, startup_timeout)
-        yield RemoteTwilioServer(url, account_sid=account_sid, auth_token=auth_token)
+        yield RemoteTwilioServer(
+            url, account_sid=account_sid, auth_token=auth_token, pid=process.pid
+        )
     finally:
         process.terminate()
         try:
