@@ -249,13 +249,17 @@ def group_rss_mb(pgid: int) -> float:
     return total_kb / 1024
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU seconds (user + system, with reaped children's) of every process in the group."""
-    ticks = 0
-    for stat in group_files(pgid, "stat"):
-        # Fields after the ")" that ends the command name: utime is the 12th of them.
-        ticks += sum(int(value) for value in stat.rsplit(")", 1)[1].split()[11:15])
+def cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds, with reaped children's, from a ``/proc/<pid>/stat`` line
+    (every thread of the process)."""
+    # Fields after the ")" that ends the command name: utime is the 12th of them.
+    ticks = sum(int(value) for value in stat.rsplit(")", 1)[1].split()[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds of every process in the group."""
+    return sum(cpu_seconds(stat) for stat in group_files(pgid, "stat"))
 
 
 PTNUDGE_PROCESSES = ("worker", "beat")
@@ -516,7 +520,6 @@ def start_eta_worker(stack: Stack, *, concurrency: int | None) -> None:
 def run_eta_design(stack: Stack, *, n: int, timeout: float, console: Console) -> EtaResult:
     """Patients 1..N, one task each with ``eta`` at the next due minute; ptnudge's worker and
     beat are stopped meanwhile."""
-
     stack.twilio.reset()
     with paused(stack, PTNUDGE_PROCESSES):
         os.killpg(stack.processes[ETA_WORKER].pid, signal.SIGCONT)
@@ -572,14 +575,6 @@ class Loop:
     fake_cpu_per_message: float  # the fake server's CPU seconds
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process, all its threads."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return sum(int(value) for value in stat.rsplit(")", 1)[1].split()[11:13]) / os.sysconf(
-        "SC_CLK_TCK"
-    )
-
-
 def timed_loops(stack: Stack, *, n: int, threads: int) -> Loop:
     """The same N messages from ``threads`` plain loops of twilio client calls (each its own
     client): messages/s, and the CPU a message of this process and of the fake."""
@@ -588,14 +583,15 @@ def timed_loops(stack: Stack, *, n: int, threads: int) -> Loop:
     workers = [
         threading.Thread(target=_send_range, args=(plain_client(stack), part)) for part in parts
     ]
-    fake = process_cpu_seconds(stack.twilio.pid)
+    fake_stat = Path(f"/proc/{stack.twilio.pid}/stat")
+    fake = cpu_seconds(fake_stat.read_text())
     began, cpu = time.perf_counter(), time.process_time()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
-    fake = process_cpu_seconds(stack.twilio.pid) - fake
+    fake = cpu_seconds(fake_stat.read_text()) - fake
     accepted = stack.twilio.message_count
     if accepted != n:
         raise RuntimeError(f"plain loop x{threads}: the fake accepted {accepted} of {n}")
