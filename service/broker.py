@@ -11,6 +11,10 @@ from kombu.connection import Connection
 
 from config.settings import Settings
 
+# Celery's default queue: the send tasks (``tasks/app.py`` routes beat's tasks and clinic
+# alerts to a queue of their own).
+SEND_QUEUE = "celery"
+
 SOCKET_TIMEOUT = 5.0  # seconds: a dead Redis socket fails a call instead of hanging it
 # Far longer than any send: retries are short countdowns and the schedule itself lives in the
 # database, so no message waits unacknowledged this long.

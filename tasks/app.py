@@ -14,11 +14,22 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready
+from kombu import Exchange, Queue
 
 from config.settings import Settings, settings_or_exit
 from service import broker, logs, metrics
 
 TASK_MODULES = ["tasks.digest", "tasks.reminders", "tasks.replies"]
+# A worker that consumes only this queue (compose's ``control-worker``) runs beat's passes and
+# clinic alerts on time while a burst of sends fills the send queue; a worker started without
+# ``--queues`` consumes both.
+CONTROL_QUEUE = "ptnudge.control"
+CONTROL_TASKS = (
+    "ptnudge.clinic_alert",
+    "ptnudge.dispatch",
+    "ptnudge.sweep",
+    "ptnudge.weekly_digest",
+)
 SETTINGS_KEY = "ptnudge_settings"  # in app.conf, beside Celery's own (lower-case) settings
 
 
@@ -48,6 +59,15 @@ def create_app(settings: Settings) -> Celery:
         # from Redis; a send task is a list of at most 20 ids, so a backlog held in memory
         # is small.
         worker_prefetch_multiplier=0,
+        # Sends on Celery's default queue, beat's passes and clinic alerts on their own:
+        # behind a burst of thousands of sends, the dispatcher's next pass and a
+        # warning-sign alert would otherwise wait until the burst has drained.
+        task_default_queue=broker.SEND_QUEUE,
+        task_queues=[
+            Queue(name, Exchange(name, type="direct"), routing_key=name)
+            for name in (broker.SEND_QUEUE, CONTROL_QUEUE)
+        ],
+        task_routes={name: {"queue": CONTROL_QUEUE} for name in CONTROL_TASKS},
         worker_concurrency=settings.worker_concurrency or 2 * (os.cpu_count() or 1),
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker.transport_options(settings),

@@ -34,6 +34,7 @@ from sqlalchemy import make_url
 from uvicorn.importer import import_from_string
 
 from config.settings import Settings, load_settings
+from service.broker import SEND_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -44,7 +45,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 PYPROJECT = ROOT / "pyproject.toml"
 
 OUR_IMAGE = "ptnudge:latest"
-PYTHON_SERVICES = {"migrate", "web", "worker", "beat"}
+PYTHON_SERVICES = {"migrate", "web", "worker", "control-worker", "beat"}
 # Without these the deployment cannot work at all, so compose must refuse to start.
 REQUIRED_VARIABLES = {
     "POSTGRES_PASSWORD",
@@ -493,6 +494,30 @@ def test_celery_commands_name_the_celery_app() -> None:
     for name in apps:
         # Celery's own lookup: module tasks.app, then its attribute `app`.
         assert isinstance(find_app(name), Celery), f"`celery -A {name}` finds no Celery app"
+
+
+def worker_queues() -> dict[str, set[str]]:
+    """Each service that runs a Celery worker, and the queues it consumes (``--queues``)."""
+    found = {}
+    for name, service in our_services().items():
+        argv = as_argv(service.get("command", []))
+        if argv[:1] == ["celery"] and "worker" in argv:
+            given = argv[argv.index("--queues") + 1] if "--queues" in argv else ""
+            found[name] = set(given.split(",")) if given else set()
+    return found
+
+
+def test_every_queue_has_a_worker_and_sends_never_hold_up_beats_tasks() -> None:
+    from tasks.app import CONTROL_QUEUE  # noqa: PLC0415 - builds the app from the environment
+
+    consumed = worker_queues()
+
+    assert all(consumed.values()), f"a worker without --queues takes every queue: {consumed}"
+    assert set().union(*consumed.values()) == {SEND_QUEUE, CONTROL_QUEUE}
+    assert [name for name, queues in consumed.items() if CONTROL_QUEUE in queues] == [
+        "control-worker"
+    ]
+    assert consumed["worker"] == {SEND_QUEUE}
 
 
 def test_uvicorn_commands_name_the_web_app() -> None:

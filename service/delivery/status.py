@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from service import broker
+from service.broker import SEND_QUEUE
 from service.delivery.ticking import waiting_to_send
 from service.models import (
     AlertStatus,
@@ -20,8 +21,6 @@ from service.models import (
     ReminderStatus,
     utcnow,
 )
-
-SEND_QUEUE = "celery"
 
 
 def collect_status(

@@ -120,8 +120,12 @@ class Pipeline:
         values.pop("PTNUDGE_ENV")
         return make_settings(database_url=self.db.url, tmp_path=self.tmp_path, **values)
 
-    def start_worker(self, *, concurrency: int = 2, name: str | None = None) -> Worker:
-        worker = Worker(self.env, self.tmp_path, concurrency=concurrency, name=name)
+    def start_worker(
+        self, *, concurrency: int = 2, name: str | None = None, queues: str | None = None
+    ) -> Worker:
+        """A worker; ``queues`` (``--queues``) as compose's two workers take them, else
+        every queue the app declares."""
+        worker = Worker(self.env, self.tmp_path, concurrency=concurrency, name=name, queues=queues)
         worker.start()
         self.workers.append(worker)
         return worker
@@ -202,9 +206,16 @@ class Worker:
     """``celery -A tasks.app worker`` in its own process group (so kill -9 takes the pool)."""
 
     def __init__(
-        self, env: dict[str, str], tmp_path: Path, *, concurrency: int, name: str | None
+        self,
+        env: dict[str, str],
+        tmp_path: Path,
+        *,
+        concurrency: int,
+        name: str | None,
+        queues: str | None = None,
     ) -> None:
         self.env = env
+        self.queues = queues
         self.name = name or f"w{random.randrange(10**6)}"
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = LOG_DIR / f"{self.name}.log"
@@ -217,6 +228,8 @@ class Worker:
             "--loglevel", "INFO", "--concurrency", str(self.concurrency),
             "--hostname", f"{self.name}@%h", "--without-gossip", "--without-mingle",
         ]  # fmt: skip
+        if self.queues:
+            command += ["--queues", self.queues]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log,
@@ -236,11 +249,17 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
+    def freeze(self) -> None:
+        """Stop the worker and its pool where they are (SIGSTOP): as busy as it can be."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGCONT)  # a frozen worker acts on it only so
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:

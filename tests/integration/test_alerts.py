@@ -12,10 +12,11 @@ from celery import Celery
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from service.broker import SEND_QUEUE
 from service.db import transaction
 from service.models import AlertStatus, ClinicAlert
 from service.web.factory import create_app as create_web_app
-from tasks.app import create_app
+from tasks.app import CONTROL_QUEUE, create_app
 from tasks.reminders import sweep
 from tests.factories import make_clinic, make_patient
 from tests.fakes.smtp import FakeSmtpServer, smtp_server
@@ -85,6 +86,28 @@ def test_a_warning_sign_while_the_broker_is_down_reaches_the_clinic_once_it_is_b
                 worker.stop()
             broker.stop()
         assert [mail.rcpt_tos for mail in smtp.mails] == [(CLINIC_EMAIL,)]
+    [row] = alert_rows(pipeline)
+    assert (row.status, row.attempts) == (AlertStatus.SENT, 1)
+
+
+def test_a_warning_sign_reaches_the_clinic_while_the_send_worker_is_held_up(
+    pipeline: Pipeline,
+) -> None:
+    # As compose runs them: one worker on the send queue, one on the control queue. The send
+    # worker stands frozen, as busy as a burst of thousands of sends would keep it.
+    with smtp_server() as smtp:
+        pipeline.overrides.update(
+            {"PTNUDGE_SMTP_URL": smtp.url, "PTNUDGE_EMAIL_FROM": "ptnudge@lakeside.example"}
+        )
+        with transaction(pipeline.db.sessions) as session:
+            make_patient(session, make_clinic(session, email=CLINIC_EMAIL), phone=PHONE)
+        sends = pipeline.start_worker(concurrency=1, name="sends", queues=SEND_QUEUE)
+        pipeline.start_worker(concurrency=1, name="control", queues=CONTROL_QUEUE)
+        sends.freeze()
+        with serve(create_web_app(pipeline.settings)) as url:
+            assert post_warning(pipeline, url).status_code == 200
+        wait_until(lambda: len(smtp.mails) >= 1, timeout=60, what="the clinic alert")
+    assert [mail.rcpt_tos for mail in smtp.mails] == [(CLINIC_EMAIL,)]
     [row] = alert_rows(pipeline)
     assert (row.status, row.attempts) == (AlertStatus.SENT, 1)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from tasks.app import create_app, settings_of
+from service.broker import SEND_QUEUE
+from tasks.app import CONTROL_QUEUE, CONTROL_TASKS, create_app, settings_of
 from tasks.runtime import get_runtime
 from tests.conftest import make_settings
 
@@ -51,3 +52,31 @@ def test_beat_sweeps_every_sweep_seconds_but_never_more_often_than_it_ticks(
     assert sweep_period() == 30.0
     assert sweep_period(tick_seconds=1, sweep_seconds=2) == 2.0
     assert sweep_period(tick_seconds=60, sweep_seconds=2) == 60.0
+
+
+def test_beats_passes_and_clinic_alerts_have_a_queue_of_their_own(tmp_path: Path) -> None:
+    # Behind a burst of sends, the next dispatcher pass and a warning-sign alert must not wait.
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path=tmp_path)
+    app = create_app(settings)
+    app.loader.import_default_modules()
+
+    def queue_of(task: str) -> str:
+        return str(app.amqp.router.route({}, task)["queue"].name)
+
+    periodic = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert {queue_of(task) for task in periodic} == {CONTROL_QUEUE}
+    assert queue_of("ptnudge.clinic_alert") == CONTROL_QUEUE
+    ours = {name for name in app.tasks if name.startswith("ptnudge.")}
+    assert ours >= periodic | {"ptnudge.clinic_alert", "ptnudge.send_reminders"}
+    for task in ours - set(CONTROL_TASKS):
+        assert queue_of(task) == SEND_QUEUE, task
+
+
+def test_a_worker_started_without_queues_consumes_both(tmp_path: Path) -> None:
+    # `celery -A tasks.app worker` with no -Q (development, `ptnudge run`, the tests) takes
+    # what the app declares: every task still runs somewhere.
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path=tmp_path)
+
+    declared = create_app(settings).amqp.queues
+
+    assert set(declared) == {SEND_QUEUE, CONTROL_QUEUE}

@@ -38,6 +38,7 @@ from service.models import (
 )
 from service.web.factory import create_app
 from service.web.urls import PublicUrls
+from tasks.app import CONTROL_QUEUE
 from tests.conftest import PRODUCTION_SETTINGS, Database, make_settings
 from tests.factories import make_clinic, make_patient
 from tests.service.cli.test_patients import run
@@ -323,7 +324,7 @@ def test_the_clinic_alert_task_reaches_the_broker(committed_db: Database, tmp_pa
         client.post("/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature})
 
     with Connection("memory://") as connection:  # type: ignore[no-untyped-call]
-        queue = connection.SimpleQueue("celery")
+        queue = connection.SimpleQueue(CONTROL_QUEUE)  # not behind a burst of sends
         message = queue.get(timeout=5)
         message.ack()
         queue.close()
