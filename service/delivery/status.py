@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from service import broker
-from service.broker import SEND_QUEUE
 from service.delivery.ticking import waiting_to_send
 from service.models import (
     AlertStatus,
@@ -66,7 +65,7 @@ def broker_queue_depth(settings: Settings) -> int | None:
             # Not a passive declare: kombu checks a queue's existence with Redis EXISTS, which
             # its key prefix does not cover, so a prefixed queue would look absent. Declaring
             # the send queue (as every worker does) is harmless and counts the prefixed keys.
-            declared = connection.default_channel.queue_declare(queue=SEND_QUEUE)
+            declared = connection.default_channel.queue_declare(queue=broker.SEND_QUEUE)
             return int(declared.message_count)
     except Exception:  # noqa: BLE001 - status reports "unknown" rather than failing
         return None

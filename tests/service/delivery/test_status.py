@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from service.delivery.status import SEND_QUEUE, broker_queue_depth, collect_status
+from service.broker import SEND_QUEUE
+from service.delivery.status import broker_queue_depth, collect_status
 from service.models import AlertStatus, ClinicAlert
 from tasks.app import create_app
 from tasks.reminders import enqueue_sends
